@@ -1,0 +1,147 @@
+"""Frozen ResNet backbones and HSNet's feature extraction (every block of layers 2-4, pre-ReLU)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import torch
+import torchvision
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+# Blocks per stage (layer1..layer4) of each supported torchvision ResNet.
+_BLOCKS = {
+    "resnet18": (2, 2, 2, 2),
+    "resnet34": (3, 4, 6, 3),
+    "resnet50": (3, 4, 6, 3),
+    "resnet101": (3, 4, 23, 3),
+}
+BACKBONES = tuple(_BLOCKS)
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """Which blocks give features, and how HSNet groups their correlations.
+
+    `block_layers[i]` is the stage (1..4) of block i (blocks numbered over the whole net, as the
+    reference's `lids`); features come from every block of stages 2, 3 and 4 (`feat_ids`, 1-based
+    block numbers); `stack_ids` are the cumulative numbers of maps per stage, deepest first
+    (e.g. ResNet-50: layer4 has 3 maps, layer3 6, layer2 4 -> (3, 9, 13)).
+    """
+
+    block_layers: tuple[int, ...]
+    feat_ids: tuple[int, ...]
+    stack_ids: tuple[int, int, int]
+
+    @property
+    def maps_per_level(self) -> tuple[int, int, int]:
+        """Number of correlation maps of layer4, layer3, layer2 (the learner's input channels)."""
+        s4, s3, s2 = self.stack_ids
+        return (s4, s3 - s4, s2 - s3)
+
+
+def check_backbone_name(name: str) -> None:
+    if name not in _BLOCKS:
+        raise ValueError(f"unknown backbone {name!r}; accepted: {', '.join(BACKBONES)}")
+
+
+def feature_layout(name: str) -> FeatureLayout:
+    """The `FeatureLayout` of backbone `name` (one of `BACKBONES`)."""
+    check_backbone_name(name)
+    blocks = _BLOCKS[name]
+    block_layers = tuple(layer for layer, n in enumerate(blocks, start=1) for _ in range(n))
+    feat_ids = tuple(i + 1 for i, layer in enumerate(block_layers) if layer >= 2)
+    n2, n3, n4 = blocks[1], blocks[2], blocks[3]
+    return FeatureLayout(block_layers, feat_ids, (n4, n4 + n3, n4 + n3 + n2))
+
+
+def _clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the classifier head and `module.`/`backbone.` prefixes from a ResNet state dict."""
+    cleaned = {}
+    for key, value in state.items():
+        for prefix in ("module.", "backbone."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        if key.startswith("fc."):
+            continue
+        cleaned[key] = value
+    return cleaned
+
+
+def build_backbone(
+    name: str,
+    weights: str | Path | Mapping[str, torch.Tensor] | None = None,
+    random_init: bool = False,
+) -> nn.Module:
+    """A frozen torchvision ResNet in eval mode, without its classifier head.
+
+    `weights` is a local file (a torchvision ResNet state dict, e.g. the IMAGENET1K_V1 file, or
+    a dict holding one under "state_dict"/"model") or a state dict. Nothing is downloaded.
+    Random weights only with `random_init=True` (then the current torch RNG decides them, as
+    `torchvision.models.<name>(weights=None)` does).
+    """
+    check_backbone_name(name)
+    if weights is None and not random_init:
+        raise ValueError(
+            f"backbone {name!r} needs weights: pass a local weights file or state dict "
+            "(e.g. torchvision's IMAGENET1K_V1 file), or ask for random weights explicitly "
+            "(random_init=True / --random-backbone)"
+        )
+    backbone = getattr(torchvision.models, name)(weights=None)
+    backbone.fc = nn.Identity()
+    if weights is not None:
+        if isinstance(weights, (str, Path)):
+            path = Path(weights)
+            if not path.is_file():
+                raise FileNotFoundError(f"backbone weights file not found: {path}")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            for key in ("state_dict", "model"):
+                if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+                    state = state[key]
+        else:
+            state = weights
+        missing, unexpected = backbone.load_state_dict(_clean_state_dict(state), strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"weights do not fit {name}: missing {sorted(missing)[:5]}, unexpected "
+                f"{sorted(unexpected)[:5]} (is it a {name} state dict?)"
+            )
+    backbone.eval()
+    for parameter in backbone.parameters():
+        parameter.requires_grad_(False)
+    return backbone
+
+
+def extract_features(backbone: nn.Module, img: torch.Tensor, layout: FeatureLayout) -> list[torch.Tensor]:
+    """Features of every block in `layout.feat_ids`, after the residual add and before the ReLU.
+
+    img: (B, 3, H, W) normalised. Returns one (B, C_i, H_i, W_i) map per feature id, shallowest
+    first (ResNet-50 at 400x400: 4 x (512, 50, 50), 6 x (1024, 25, 25), 3 x (2048, 13, 13)).
+    Works for Bottleneck and BasicBlock ResNets.
+    """
+    feat = backbone.maxpool(backbone.relu(backbone.bn1(backbone.conv1(img))))
+    wanted = set(layout.feat_ids)
+    last = max(layout.feat_ids)
+    feats = []
+    block_number = 0
+    for stage in range(1, 5):
+        for block in getattr(backbone, f"layer{stage}"):
+            block_number += 1
+            identity = feat if block.downsample is None else block.downsample(feat)
+            out = block.relu(block.bn1(block.conv1(feat)))
+            if hasattr(block, "conv3"):  # Bottleneck
+                out = block.relu(block.bn2(block.conv2(out)))
+                out = block.bn3(block.conv3(out))
+            else:  # BasicBlock
+                out = block.bn2(block.conv2(out))
+            out = out + identity  # (B, C, h, w), pre-ReLU: the map HSNet correlates
+            if block_number in wanted:
+                feats.append(out)
+            if block_number == last:
+                return feats
+            feat = torch.relu(out)  # not block.relu: it is in-place and `out` is kept
+    return feats
