@@ -1,0 +1,96 @@
+"""HSNet's metrics: per-class sums of foreground/background intersection and union, then mIoU and FB-IoU."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def classify_prediction(
+    pred_mask: torch.Tensor, query_mask: torch.Tensor, query_ignore_idx: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-episode intersection and union of background (column 0) and foreground (column 1).
+
+    pred_mask, query_mask: (B, H, W) in {0, 1}; query_ignore_idx: (B, H, W), 1 where the label is
+    ignored (PASCAL's 255 band), excluded from both prediction and label as in HSNet.
+    Returns (area_inter, area_union), each (B, 2) int64.
+    """
+    pred = pred_mask.long().flatten(1)
+    gt = query_mask.long().flatten(1)
+    if query_ignore_idx is None:
+        valid = torch.ones_like(gt, dtype=torch.bool)
+    else:
+        valid = query_ignore_idx.flatten(1) == 0
+        if bool(((~valid) & (gt == 1)).any()):
+            raise ValueError("query_ignore_idx overlaps the foreground of query_mask")
+    inter, union = [], []
+    for value in (0, 1):
+        p = (pred == value) & valid
+        g = (gt == value) & valid
+        i = (p & g).sum(dim=1)
+        inter.append(i)
+        union.append(p.sum(dim=1) + g.sum(dim=1) - i)
+    return torch.stack(inter, dim=1), torch.stack(union, dim=1)
+
+
+class IoUAccumulator:
+    """Sums intersection/union per class over all episodes of a run (never per-episode means).
+
+    class_ids: the classes of the fold/split the scores are over (HSNet's `class_ids_interest`);
+    nclass: the number of classes of the benchmark (size of the buffers). Counts are int64, so
+    sums over thousands of 400x400 episodes stay exact (the reference sums in float32).
+    """
+
+    def __init__(self, class_ids: Sequence[int], nclass: int):
+        self.class_ids = list(class_ids)
+        bad = [c for c in self.class_ids if not 0 <= c < nclass]
+        if bad:
+            raise ValueError(f"class ids {bad} outside 0..{nclass - 1}")
+        self.nclass = nclass
+        self.intersection = torch.zeros(2, nclass, dtype=torch.int64)  # (bg/fg, class)
+        self.union = torch.zeros(2, nclass, dtype=torch.int64)
+        self.episodes = torch.zeros(nclass, dtype=torch.int64)
+        self.loss_sum = 0.0
+        self.loss_count = 0
+
+    def update(self, area_inter: torch.Tensor, area_union: torch.Tensor, class_id: torch.Tensor, loss: float | None = None) -> None:
+        """Add a batch: area_inter, area_union (B, 2); class_id (B,); loss: the batch's mean loss."""
+        class_id = class_id.long().cpu().view(-1)
+        self.intersection.index_add_(1, class_id, area_inter.long().cpu().t())
+        self.union.index_add_(1, class_id, area_union.long().cpu().t())
+        self.episodes.index_add_(0, class_id, torch.ones_like(class_id))
+        if loss is not None:
+            self.loss_sum += float(loss) * len(class_id)
+            self.loss_count += len(class_id)
+
+    def class_iou(self) -> dict[int, float]:
+        """Foreground IoU x 100 of each class of interest (0 for a class never visited)."""
+        inter = self.intersection[1].double()
+        union = self.union[1].double().clamp(min=1)
+        return {c: float(inter[c] / union[c] * 100) for c in self.class_ids}
+
+    def miou(self) -> float:
+        """Mean over the classes of interest of the foreground IoU, x 100."""
+        return sum(self.class_iou().values()) / len(self.class_ids)
+
+    def fb_iou(self) -> float:
+        """Mean over {background, foreground} of (sum inter / sum union over the classes), x 100."""
+        idx = torch.tensor(self.class_ids)
+        inter = self.intersection.index_select(1, idx).sum(dim=1).double()
+        union = self.union.index_select(1, idx).sum(dim=1).double().clamp(min=1)
+        return float((inter / union).mean() * 100)
+
+    def mean_loss(self) -> float | None:
+        return self.loss_sum / self.loss_count if self.loss_count else None
+
+    def summary(self) -> dict:
+        """A JSON-ready dict: miou, fb_iou, loss, per-class IoU and episode counts."""
+        return {
+            "miou": self.miou(),
+            "fb_iou": self.fb_iou(),
+            "loss": self.mean_loss(),
+            "class_iou": {str(c): v for c, v in self.class_iou().items()},
+            "class_episodes": {str(c): int(self.episodes[c]) for c in self.class_ids},
+            "episodes": int(self.episodes.sum()),
+        }
