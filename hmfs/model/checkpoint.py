@@ -47,10 +47,15 @@ def load_hsnet_checkpoint(model: HSNet, checkpoint: str | Path | Mapping[str, to
             raise FileNotFoundError(f"checkpoint not found: {path}")
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     state = learner_state_dict(checkpoint)
-    missing, unexpected = model.hpn_learner.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    expected = model.hpn_learner.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong_shape:
         raise ValueError(
-            f"checkpoint does not fit the {model.backbone_name} HPN learner: missing keys "
-            f"{sorted(missing)[:6]}, unexpected keys {sorted(unexpected)[:6]}"
+            f"checkpoint does not fit the {model.backbone_name} HPN learner (was it trained with another "
+            f"backbone?): missing keys {missing[:4]}, unexpected keys {unexpected[:4]}, "
+            f"wrong shapes {[(k, tuple(state[k].shape), tuple(expected[k].shape)) for k in wrong_shape[:2]]}"
         )
+    model.hpn_learner.load_state_dict(state)
     return model

@@ -1,0 +1,133 @@
+"""`python -m hmfs evaluate`: 1-shot / k-shot mIoU and FB-IoU of a checkpoint, into one JSON file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from hmfs.data import build_dataset
+from hmfs.engine import evaluate_episodes
+from hmfs.metrics import IoUAccumulator
+from hmfs.model import HSNet, load_hsnet_checkpoint
+from hmfs.runtime import atomic_write_bytes, atomic_write_json, environment, resolve_device, sha256_file
+from hmfs.train import add_common_model_args, resolve_splits_dir
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(
+    *,
+    benchmark: str,
+    data_root: Path,
+    splits_dir: Path,
+    fold: int,
+    backbone: str,
+    masking: str,
+    checkpoint: Path,
+    backbone_weights: Path | None = None,
+    random_backbone: bool = False,
+    shot: int = 1,
+    split: str = "val",
+    img_size: int = 400,
+    episodes: int | None = 1000,
+    seed: int = 0,
+    batch_size: int = 1,
+    num_workers: int = 0,
+    device: str = "cpu",
+    bf16: bool = False,
+    use_original_imgsize: bool = False,
+    class_ids: list[int] | None = None,
+    keep_predictions: int = 0,
+) -> tuple[dict, list[dict]]:
+    """Evaluate `checkpoint` on `episodes` test episodes; returns (result dict, kept predictions).
+
+    The result holds mIoU, FB-IoU, per-class IoU and episode counts, the seed, the checkpoint's
+    sha256, timings, the arguments and the environment. Episode i depends only on (seed, i).
+    """
+    if shot < 1:
+        raise ValueError(f"shot must be >= 1, got {shot}")
+    if use_original_imgsize and batch_size != 1:
+        raise ValueError("original-size labels differ in size between episodes: use --batch-size 1")
+    torch_device = resolve_device(device)
+    dataset = build_dataset(
+        benchmark, data_root, splits_dir, fold, split, shot, img_size, seed, num_episodes=episodes,
+        use_original_imgsize=use_original_imgsize, class_ids=class_ids,
+    )
+    model = HSNet(backbone, masking, backbone_weights, random_backbone=random_backbone,
+                  use_original_imgsize=use_original_imgsize)
+    load_hsnet_checkpoint(model, checkpoint)
+    model.to(torch_device).eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    accumulator = IoUAccumulator(dataset.class_ids, dataset.nclass)
+    log.info("evaluating %s (%s, %s) on %s fold %d: %d-shot, %d episodes",
+             checkpoint, backbone, masking, benchmark, fold, shot, len(dataset))
+    run = evaluate_episodes(model, loader, accumulator, shot, torch_device, bf16, keep_predictions)
+    result = {
+        **accumulator.summary(),
+        "benchmark": benchmark, "fold": fold, "split": split, "shot": shot, "backbone": backbone,
+        "masking": masking, "seed": seed, "img_size": img_size, "use_original_imgsize": use_original_imgsize,
+        "class_ids": list(dataset.class_ids), "device": str(torch_device), "bf16": bf16, "batch_size": batch_size,
+        "checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
+        "backbone_weights": str(backbone_weights) if backbone_weights else None,
+        "backbone_weights_sha256": sha256_file(backbone_weights) if backbone_weights else None,
+        "random_backbone": random_backbone,
+        "timings": run["timings"],
+        "environment": environment(),
+    }
+    log.info("%d-shot mIoU %.2f, FB-IoU %.2f over %d episodes (%.0f ms/episode)", shot, result["miou"],
+             result["fb_iou"], result["episodes"], run["timings"]["ms_per_episode"])
+    return result, run["predictions"]
+
+
+def save_predictions(path: Path, predictions: list[dict]) -> None:
+    """Kept predictions as one .npz: pred (N, H, W) uint8 plus episode/class/name arrays."""
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        pred=np.stack([p["pred"] for p in predictions]) if predictions else np.zeros((0, 0, 0), np.uint8),
+        episode=np.array([p["episode"] for p in predictions], dtype=np.int64),
+        class_id=np.array([p["class_id"] for p in predictions], dtype=np.int64),
+        query_name=np.array([p["query_name"] for p in predictions], dtype=str),
+        support_names=np.array([p["support_names"] for p in predictions], dtype=str),
+    )
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("evaluate", help="1-shot / k-shot mIoU and FB-IoU of a checkpoint")
+    add_common_model_args(parser)
+    parser.set_defaults(batch_size=1)
+    parser.add_argument("--checkpoint", required=True, type=Path, help="hmfs best.pt/last.pt, or an official HSNet/HM .pt")
+    parser.add_argument("--shot", type=int, default=1)
+    parser.add_argument("--split", default="val", choices=["val", "test"], help="FSS-1000: test (paper) or val")
+    parser.add_argument("--episodes", type=int, default=1000, help="test episodes (FSS: at most every test image)")
+    parser.add_argument("--seed", type=int, default=0, help="episode seed (HSNet tests with 0)")
+    parser.add_argument("--use-original-imgsize", action="store_true", help="score against original-size labels")
+    parser.add_argument("--class-ids", type=int, nargs="+", default=None, help="restrict to these classes of the fold")
+    parser.add_argument("--out", required=True, type=Path, help="result JSON")
+    parser.add_argument("--predictions", type=Path, default=None, help="also save the first predictions (.npz)")
+    parser.add_argument("--num-predictions", type=int, default=16)
+    parser.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    result, predictions = evaluate(
+        benchmark=args.benchmark, data_root=args.data_root, splits_dir=resolve_splits_dir(args.splits_dir),
+        fold=args.fold, backbone=args.backbone, masking=args.masking, checkpoint=args.checkpoint,
+        backbone_weights=args.backbone_weights, random_backbone=args.random_backbone, shot=args.shot,
+        split=args.split, img_size=args.img_size, episodes=args.episodes, seed=args.seed,
+        batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, bf16=args.bf16,
+        use_original_imgsize=args.use_original_imgsize, class_ids=args.class_ids,
+        keep_predictions=args.num_predictions if args.predictions else 0,
+    )
+    if args.predictions:
+        save_predictions(args.predictions, predictions)
+    atomic_write_json(args.out, result)
+    return 0

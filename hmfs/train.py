@@ -1,0 +1,287 @@
+"""`python -m hmfs train`: HSNet's training recipe, seeded, resumable, with best/last checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from hmfs.data import BENCHMARKS, build_dataset
+from hmfs.engine import run_epoch
+from hmfs.metrics import IoUAccumulator
+from hmfs.model import BACKBONES, MASKINGS, HSNet, load_hsnet_checkpoint
+from hmfs.runtime import (
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    environment,
+    git_commit,
+    resolve_device,
+    seed_everything,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "hmfs-checkpoint-v1"
+STATE_FORMAT = "hmfs-train-state-v1"
+# Config keys that may change between a killed run and its resumption without changing results.
+RESUMABLE_CHANGES = {"epochs", "num_workers", "out_dir", "state_dir", "log_every"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; written beside its outputs as config.json."""
+
+    benchmark: str
+    data_root: str
+    splits_dir: str
+    fold: int
+    backbone: str
+    masking: str
+    out_dir: str
+    backbone_weights: str | None = None
+    random_backbone: bool = False
+    state_dir: str | None = None  # default: "<out_dir>.state", outside the final outputs
+    img_size: int = 400
+    batch_size: int = 20
+    lr: float = 1e-3
+    epochs: int = 2000
+    seed: int = 0  # training episodes and order; HSNet leaves it unrecorded
+    val_seed: int = 0  # HSNet validates on the test fold's episodes drawn with seed 0
+    val_episodes: int = 1000
+    train_episodes: int | None = None  # cap on episodes per epoch (None: the whole split, as HSNet)
+    augment: bool = False
+    num_workers: int = 0
+    device: str = "cpu"
+    bf16: bool = False
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        if self.benchmark not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {self.benchmark!r}; accepted: {', '.join(BENCHMARKS)}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; accepted: {', '.join(BACKBONES)}")
+        if self.masking not in MASKINGS:
+            raise ValueError(f"unknown masking {self.masking!r}; accepted: {', '.join(MASKINGS)}")
+        if self.backbone_weights is None and not self.random_backbone:
+            raise ValueError("no backbone weights: pass --backbone-weights FILE, or --random-backbone to train on random frozen features")
+        for name in ("img_size", "batch_size", "epochs", "val_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.train_episodes is not None and self.train_episodes < 1:
+            raise ValueError(f"train_episodes must be >= 1 or None, got {self.train_episodes}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    @property
+    def state_path(self) -> Path:
+        state_dir = Path(self.state_dir) if self.state_dir else Path(str(Path(self.out_dir)) + ".state")
+        return state_dir / "state.pt"
+
+
+def epoch_order(n: int, seed: int, epoch: int, limit: int | None) -> list[int]:
+    """The episode indices of one training epoch: a permutation seeded by (seed, epoch)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()
+    return order[:limit] if limit else order
+
+
+def make_loader(dataset, indices: list[int] | None, batch_size: int, num_workers: int) -> DataLoader:
+    sampler = indices if indices is not None else None
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
+        persistent_workers=False,
+    )
+
+
+def build_model(config: TrainConfig, device: torch.device) -> HSNet:
+    torch.manual_seed(config.seed)  # the learner's initial weights
+    model = HSNet(config.backbone, config.masking, config.backbone_weights, random_backbone=config.random_backbone)
+    return model.to(device)
+
+
+def _checkpoint(model: HSNet, config: TrainConfig, epoch: int, val_miou: float, learner_state=None) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "learner": learner_state if learner_state is not None else {k: v.detach().cpu().clone() for k, v in model.hpn_learner.state_dict().items()},
+        "backbone": config.backbone,
+        "masking": config.masking,
+        "epoch": epoch,
+        "val_miou": val_miou,
+        "config": dataclasses.asdict(config),
+        "git_commit": git_commit(),
+    }
+
+
+def _check_resumable(saved: dict, config: TrainConfig) -> None:
+    current = dataclasses.asdict(config)
+    changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        raise ValueError(
+            f"the training state at {config.state_path} was made with another config ({details}); "
+            "use the same flags to resume, or delete that state folder (or pass another --state-dir) to start over"
+        )
+
+
+def train(config: TrainConfig) -> dict:
+    """Train (or resume) one run; returns the summary that is also written to `train_summary.json`.
+
+    Outputs in `out_dir` (written once, atomically, at the end): best.pt (best validation mIoU, as
+    HSNet selects), last.pt, history.jsonl (one line per epoch), config.json, train_summary.json.
+    The resumable state (learner, optimizer, RNG, history, best weights) is saved after every epoch
+    in the state folder; running the same command again resumes from it.
+    """
+    device = resolve_device(config.device)
+    out_dir = Path(config.out_dir)
+    state_path = config.state_path
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    common = dict(
+        benchmark=config.benchmark, data_root=Path(config.data_root), splits_dir=Path(config.splits_dir),
+        fold=config.fold, shot=1, img_size=config.img_size,
+    )
+    train_set = build_dataset(split="trn", seed=config.seed, augment=config.augment, **common)
+    val_set = build_dataset(split="val", seed=config.val_seed, num_episodes=config.val_episodes, **common)
+    model = build_model(config, device)
+    optimizer = torch.optim.Adam(model.hpn_learner.parameters(), lr=config.lr)
+
+    start_epoch, history = 0, []
+    best = {"epoch": None, "val_miou": float("-inf"), "learner": None}
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{state_path} is not an hmfs training state (format {state.get('format')!r})")
+        _check_resumable(state["config"], config)
+        load_hsnet_checkpoint(model, state["learner"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        start_epoch, history, best = state["epoch"], state["history"], state["best"]
+        log.info("resuming %s from epoch %d of %d (state %s)", out_dir, start_epoch, config.epochs, state_path)
+    else:
+        seed_everything(config.seed)
+        log.info("training %s from scratch: %d epochs, %d training / %d validation episodes",
+                 out_dir, config.epochs, len(train_set), len(val_set))
+    # The per-epoch lines, followable while training runs; rewritten on resume to match the state.
+    progress_path = state_path.parent / "history.jsonl"
+    atomic_write_text(progress_path, "".join(json.dumps(h) + "\n" for h in history))
+
+    for epoch in range(start_epoch, config.epochs):
+        began = time.perf_counter()
+        train_set.set_epoch(epoch)
+        order = epoch_order(len(train_set), config.seed, epoch, config.train_episodes)
+        train_meter = IoUAccumulator(train_set.class_ids, train_set.nclass)
+        run_epoch(model, make_loader(train_set, order, config.batch_size, config.num_workers), train_meter,
+                  device, optimizer, config.bf16, config.log_every, label=f"epoch {epoch} train")
+        val_meter = IoUAccumulator(val_set.class_ids, val_set.nclass)
+        run_epoch(model, make_loader(val_set, None, config.batch_size, config.num_workers), val_meter,
+                  device, None, config.bf16, config.log_every, label=f"epoch {epoch} val")
+        record = {
+            "epoch": epoch,
+            "train_loss": train_meter.mean_loss(), "train_miou": train_meter.miou(), "train_fb_iou": train_meter.fb_iou(),
+            "val_loss": val_meter.mean_loss(), "val_miou": val_meter.miou(), "val_fb_iou": val_meter.fb_iou(),
+            "seconds": time.perf_counter() - began,
+        }
+        if record["val_miou"] > best["val_miou"]:  # strict, as HSNet: the earliest best epoch wins
+            best = {"epoch": epoch, "val_miou": record["val_miou"],
+                    "learner": {k: v.detach().cpu().clone() for k, v in model.hpn_learner.state_dict().items()}}
+        record["best_epoch"] = best["epoch"]
+        history.append(record)
+        atomic_torch_save(state_path, {
+            "format": STATE_FORMAT,
+            "epoch": epoch + 1,
+            "learner": {k: v.detach().cpu() for k, v in model.hpn_learner.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+            "history": history,
+            "best": best,
+            "config": dataclasses.asdict(config),
+            "git_commit": git_commit(),
+        })
+        with open(progress_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        log.info("epoch %d/%d: %s", epoch + 1, config.epochs, json.dumps(record))
+
+    last_epoch = history[-1]["epoch"] if history else None
+    last_miou = history[-1]["val_miou"] if history else None
+    atomic_torch_save(out_dir / "last.pt", _checkpoint(model, config, last_epoch, last_miou))
+    atomic_torch_save(out_dir / "best.pt", _checkpoint(model, config, best["epoch"], best["val_miou"], best["learner"]))
+    atomic_write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+    atomic_write_json(out_dir / "config.json", dataclasses.asdict(config))
+    summary = {
+        "best_epoch": best["epoch"], "best_val_miou": best["val_miou"],
+        "last_epoch": last_epoch, "last_val_miou": last_miou,
+        "epochs": len(history), "seconds": sum(h["seconds"] for h in history),
+        "train_episodes_per_epoch": len(order) if history else None,
+        "environment": environment(), "config": dataclasses.asdict(config),
+    }
+    atomic_write_json(out_dir / "train_summary.json", summary)
+    log.info("done: best epoch %s (val mIoU %.2f), last epoch %s", best["epoch"], best["val_miou"], last_epoch)
+    return summary
+
+
+def add_common_model_args(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by train and evaluate: data, backbone, masking, device."""
+    parser.add_argument("--benchmark", required=True, choices=BENCHMARKS)
+    parser.add_argument("--data-root", required=True, type=Path, help="folder holding VOC2012/, COCO2014/ or FSS-1000/")
+    parser.add_argument("--splits-dir", type=Path, default=None, help="split lists (default: HSNet's, shipped with hmfs)")
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--backbone", required=True, choices=BACKBONES)
+    parser.add_argument("--masking", required=True, choices=MASKINGS, help="fm (HSNet), im, hm (HMFS)")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--backbone-weights", type=Path, help="local ResNet state dict (e.g. torchvision's ImageNet file)")
+    weights.add_argument("--random-backbone", action="store_true", help="random frozen backbone (tests, ablations)")
+    parser.add_argument("--img-size", type=int, default=400)
+    parser.add_argument("--batch-size", type=int, default=20)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (measure its mIoU against fp32 first)")
+
+
+def resolve_splits_dir(splits_dir: Path | None) -> Path:
+    if splits_dir is not None:
+        return splits_dir
+    from hmfs.data.splits import packaged_splits_dir
+
+    return packaged_splits_dir()
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train the HPN learner (HSNet's recipe), resumable",
+                                   description=train.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_model_args(parser)
+    parser.add_argument("--out", required=True, type=Path, help="output folder (best.pt, last.pt, history.jsonl, ...)")
+    parser.add_argument("--state-dir", type=Path, default=None, help="resumable state (default: <out>.state)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-seed", type=int, default=0)
+    parser.add_argument("--val-episodes", type=int, default=1000)
+    parser.add_argument("--train-episodes", type=int, default=None, help="episodes per epoch (default: the whole split)")
+    parser.add_argument("--augment", action="store_true", help="photometric augmentation (the paper's * rows)")
+    parser.add_argument("--log-every", type=int, default=50)
+    parser.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = TrainConfig(
+        benchmark=args.benchmark, data_root=str(args.data_root), splits_dir=str(resolve_splits_dir(args.splits_dir)),
+        fold=args.fold, backbone=args.backbone, masking=args.masking, out_dir=str(args.out),
+        backbone_weights=str(args.backbone_weights) if args.backbone_weights else None,
+        random_backbone=args.random_backbone, state_dir=str(args.state_dir) if args.state_dir else None,
+        img_size=args.img_size, batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, seed=args.seed,
+        val_seed=args.val_seed, val_episodes=args.val_episodes, train_episodes=args.train_episodes,
+        augment=args.augment, num_workers=args.num_workers, device=args.device, bf16=args.bf16,
+        log_every=args.log_every,
+    )
+    train(config)
+    return 0
