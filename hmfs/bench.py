@@ -72,22 +72,16 @@ def bench(
             ("learner", lambda corr: model.decode(corr, size).argmax(dim=1)),
         ], torch_device, repeats, warmup)
         if shot > 1:
-            flat_imgs, flat_masks = support_imgs.flatten(0, 1), support_masks.flatten(0, 1)
-            results[f"eval_{shot}shot"] = _staged([
-                ("backbone", lambda _: ([f.repeat_interleave(shot, 0) for f in model.extract(query_img)],
-                                         model.support_features(flat_imgs, flat_masks))),
-                ("correlation", lambda feats: model.correlate(*feats)),
-                ("learner", lambda corr: model.decode(corr, size).argmax(dim=1)),
-            ], torch_device, repeats, warmup)
-
             def naive(_):
                 votes = sum(model(query_img, support_imgs[:, k], support_masks[:, k]).argmax(dim=1) for k in range(shot))
                 return votes
 
-            results[f"eval_{shot}shot_as_{shot}x1shot"] = _staged([("total_passes", naive)], torch_device, repeats, warmup)
-            results[f"eval_{shot}shot_predict_mask_nshot"] = _staged([
-                ("predict", lambda _: model.predict_mask_nshot(query_img, support_imgs, support_masks))
-            ], torch_device, repeats, warmup)
+            results[f"eval_{shot}shot_as_{shot}x1shot"] = _staged([("all", naive)], torch_device, repeats, warmup)
+            for per_pass in sorted({1, shot}):
+                results[f"eval_{shot}shot_query_reuse_{per_pass}_per_pass"] = _staged([
+                    ("all", lambda _: model.predict_mask_nshot(
+                        query_img, support_imgs, support_masks, supports_per_pass=per_pass))
+                ], torch_device, repeats, warmup)
 
     train_bsz = train_batch_size or batch_size
     train_query = torch.randn(train_bsz, 3, *size, device=torch_device)
@@ -125,9 +119,9 @@ def format_table(report: dict) -> str:
     lines = [f"{report['backbone']} {report['masking']} {report['img_size']}x{report['img_size']} "
              f"batch {report['batch_size']} on {report['device']}{' bf16' if report['bf16'] else ''} "
              f"(median ms of {report['repeats']})",
-             f"{'pass':34s}" + "".join(f"{c:>13s}" for c in columns)]
+             f"{'pass':40s}" + "".join(f"{c:>13s}" for c in columns)]
     for name, stages in report["results"].items():
-        row = f"{name:34s}" + "".join(f"{stages[c]:13.1f}" if c in stages else f"{'':>13s}" for c in columns)
+        row = f"{name:40s}" + "".join(f"{stages[c]:13.1f}" if c in stages else f"{'':>13s}" for c in columns)
         lines.append(row)
     return "\n".join(lines)
 

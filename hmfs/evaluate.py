@@ -60,7 +60,13 @@ def evaluate(
     )
     model = HSNet(backbone, masking, backbone_weights, random_backbone=random_backbone,
                   use_original_imgsize=use_original_imgsize)
-    load_hsnet_checkpoint(model, checkpoint)
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    for key, wanted in (("backbone", backbone), ("masking", masking)):
+        if isinstance(state.get(key), str) and state[key] != wanted:
+            raise ValueError(f"{checkpoint} was trained with {key} {state[key]!r}, not {wanted!r}: pass --{key} {state[key]}")
+    load_hsnet_checkpoint(model, state)
     model.to(torch_device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     accumulator = IoUAccumulator(dataset.class_ids, dataset.nclass)

@@ -48,13 +48,15 @@ def test_1shot_logits_and_loss_match_reference(reference, masking):
     assert loss == pytest.approx(fixture["loss_1shot"][masking], abs=1e-5)
 
 
+@pytest.mark.parametrize("supports_per_pass", [1, 5])
 @pytest.mark.parametrize("masking", ["fm", "hm"])
-def test_5shot_vote_matches_reference(reference, masking):
+def test_5shot_vote_matches_reference(reference, masking, supports_per_pass):
     fixture, backbone_state = reference
     model = _model(fixture, backbone_state, masking)
     inputs = fixture["inputs"]
     with torch.no_grad():
-        vote = model.predict_mask_nshot(inputs["query_img"], inputs["support_imgs"], inputs["support_masks"])
+        vote = model.predict_mask_nshot(inputs["query_img"], inputs["support_imgs"], inputs["support_masks"],
+                                        supports_per_pass=supports_per_pass)
     assert torch.equal(vote, fixture["vote_5shot"][masking].long())
 
 
@@ -194,7 +196,8 @@ def test_kshot_vote_equals_sequential_vote():
     with torch.no_grad():
         votes = sum(model(query, supports[:, k], masks[:, k]).argmax(1) for k in range(3))
         expected = (votes.float() / votes.flatten(1).max(1).values.clamp(min=1)[:, None, None] >= 0.5).long()
-        assert torch.equal(model.predict_mask_nshot(query, supports, masks), expected)
+        for per_pass in (1, 2, 3):
+            assert torch.equal(model.predict_mask_nshot(query, supports, masks, supports_per_pass=per_pass), expected)
         one = model.predict_mask_nshot(query, supports[:, :1], masks[:, :1])
         assert torch.equal(one, model(query, supports[:, 0], masks[:, 0]).argmax(1))
 

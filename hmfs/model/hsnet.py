@@ -77,28 +77,34 @@ class HSNet(nn.Module):
 
     def predict_mask_nshot(
         self, query_img: torch.Tensor, support_imgs: torch.Tensor, support_masks: torch.Tensor,
-        out_size: tuple[int, int] | None = None,
+        out_size: tuple[int, int] | None = None, supports_per_pass: int | None = None,
     ) -> torch.Tensor:
         """Predicted query mask (B, H, W) int64 in {0, 1} from k supports by HSNet's vote.
 
         query_img (B, 3, H, W); support_imgs (B, k, 3, H, W); support_masks (B, k, H, W).
         Each support gives a 1-shot argmax mask; a pixel is foreground when its vote count is
         >= 0.5 * max(1, the image's largest count). Unlike the reference (k full 1-shot passes),
-        the query features are computed once and the k supports run as one batch.
+        the query features are computed once and shared by all k supports.
         `out_size` (H, W): where to resize logits before the argmax (original-size evaluation).
+        `supports_per_pass`: supports batched through backbone, correlation and learner at once
+        (default: all k on a GPU; 1 on the CPU, where large batches only add memory traffic).
         """
         bsz, shot = support_imgs.shape[:2]
         size = out_size if out_size is not None else tuple(query_img.shape[-2:])
+        if supports_per_pass is None:
+            supports_per_pass = shot if query_img.device.type == "cuda" else 1
         query_feats = self.extract(query_img)
+        votes = torch.zeros(bsz, *size, dtype=torch.int64, device=query_img.device)
+        for first in range(0, shot, supports_per_pass):
+            n = min(supports_per_pass, shot - first)
+            # Rows ordered query-major: support j of query b is row b * n + j.
+            imgs = support_imgs[:, first:first + n].flatten(0, 1)
+            masks = support_masks[:, first:first + n].flatten(0, 1)
+            feats = [f.repeat_interleave(n, dim=0) for f in query_feats] if n > 1 else query_feats
+            logits = self.decode(self.correlate(feats, self.support_features(imgs, masks)), size)
+            votes += logits.argmax(dim=1).view(bsz, n, *size).sum(dim=1)
         if shot == 1:
-            support_feats = self.support_features(support_imgs[:, 0], support_masks[:, 0])
-            logits = self.decode(self.correlate(query_feats, support_feats), size)
-            return logits.argmax(dim=1)
-        # (B*k, ...) with sample-major order: support j of query b is row b*k + j.
-        support_feats = self.support_features(support_imgs.flatten(0, 1), support_masks.flatten(0, 1))
-        query_feats = [f.repeat_interleave(shot, dim=0) for f in query_feats]
-        logits = self.decode(self.correlate(query_feats, support_feats), size)  # (B*k, 2, H, W)
-        votes = logits.argmax(dim=1).view(bsz, shot, *size).sum(dim=1)  # (B, H, W)
+            return votes
         max_vote = votes.view(bsz, -1).max(dim=1).values.clamp(min=1).view(bsz, 1, 1)
         return (votes.float() / max_vote >= 0.5).long()
 
