@@ -221,7 +221,7 @@ def train(config: TrainConfig) -> dict:
         "best_epoch": best["epoch"], "best_val_miou": best["val_miou"],
         "last_epoch": last_epoch, "last_val_miou": last_miou,
         "epochs": len(history), "seconds": sum(h["seconds"] for h in history),
-        "train_episodes_per_epoch": len(order) if history else None,
+        "train_episodes_per_epoch": min(len(train_set), config.train_episodes or len(train_set)),
         "environment": environment(), "config": dataclasses.asdict(config),
     }
     atomic_write_json(out_dir / "train_summary.json", summary)
