@@ -147,3 +147,17 @@ def test_cli_errors_name_the_bad_value(pascal, tmp_path):
     bad = hmfs_cli("train", "--benchmark", "pascal", "--data-root", str(data), "--backbone", "resnet18",
                    "--masking", "hm", "--out", str(tmp_path / "y"), check=False)
     assert bad.returncode == 2 and "--backbone-weights" in bad.stderr
+
+
+def test_augmented_training_is_seeded(pascal, tmp_path):
+    data, splits = pascal
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        hmfs_cli(*train_args(data, splits, out, epochs=1), "--augment")
+        runs.append(read_history(out / "history.jsonl")[0])
+    plain = tmp_path / "plain"
+    hmfs_cli(*train_args(data, splits, plain, epochs=1))
+    assert runs[0]["train_loss"] == runs[1]["train_loss"]  # same seed, same augmented episodes
+    assert runs[0]["train_loss"] != read_history(plain / "history.jsonl")[0]["train_loss"]
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["augment"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import logging
 import numbers
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-class EpisodeDataset(Dataset):
+class EpisodeDataset(Dataset, abc.ABC):
     """Few-shot episodes of one benchmark, split and fold; item i is HSNet's batch dict.
 
     Every random choice of episode i (class, query, supports, augmentation) comes from
@@ -119,17 +120,17 @@ class EpisodeDataset(Dataset):
 
     # ---- subclass hooks ---------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _build_index(self, requested: Sequence[int] | None) -> None:
         """Read the split lists; set nclass, class_ids, _pools, _queries and _natural_length."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _paths(self, name: str) -> tuple[Path, Path]:
         """(image path, mask path) of an image name."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _binarise(self, labels: np.ndarray, class_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(H, W) uint8 label map -> (foreground, ignore), each (H, W) uint8 in {0, 1}."""
-        raise NotImplementedError
 
     def _read_mask(self, path: Path) -> np.ndarray:
         return load_mask(path)
