@@ -16,6 +16,12 @@ import scipy.io
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from hmfs.data import BENCHMARKS
+from hmfs.data.coco import coco_fold_classes
+from hmfs.data.pascal import pascal_fold_classes
+from hmfs.data.splits import COCO_NCLASS, PASCAL_NCLASS
+from hmfs.runtime import atomic_write_bytes
+
 # Prepared layout (`DATA`, `SPLITS` are the `--out` and `--splits-out` folders):
 #
 #     DATA/VOC2012/JPEGImages -> symlink to the raw VOC2012/JPEGImages
@@ -50,10 +56,9 @@ from pycocotools import mask as mask_utils
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("pascal", "coco", "fss")
 N_FOLDS = 4
-PASCAL_CLASSES = 20
-COCO_CLASSES = 80
+PASCAL_CLASSES = PASCAL_NCLASS
+COCO_CLASSES = COCO_NCLASS
 FSS_SPLITS = ("trn", "val", "test")
 PROGRESS_EVERY = 1000  # files between two progress lines
 
@@ -64,10 +69,7 @@ PROGRESS_EVERY = 1000  # files between two progress lines
 
 def _write(path: Path, data: bytes) -> None:
     """Write through a temporary name and a rename, so a killed run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data, fsync=False)
 
 
 def _write_png(path: Path, label: np.ndarray) -> None:
@@ -117,16 +119,6 @@ def _check_size(mask_name: Path | str, mask_hw: tuple[int, int], image: Path) ->
 def _progress(done: int, total: int, what: str) -> None:
     if done % PROGRESS_EVERY == 0 or done == total:
         log.info("%s: %d/%d", what, done, total)
-
-
-def coco_fold_classes(fold: int) -> list[int]:
-    """COCO-20i test classes of `fold` (0..3): the interleaved class indices fold, fold+4, ..., fold+76."""
-    return list(range(fold, COCO_CLASSES, N_FOLDS))
-
-
-def pascal_fold_classes(fold: int) -> list[int]:
-    """PASCAL-5i classes of `fold` (0..3): 5 * fold + 1 .. 5 * fold + 5 (1-based VOC labels)."""
-    return list(range(5 * fold + 1, 5 * fold + 6))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -195,7 +187,8 @@ def prepare_pascal(voc_dir: Path, sbd_dir: Path, out_dir: Path, splits_out: Path
     for split, ids in splits.items():
         pairs[split] = []
         for fold in range(N_FOLDS):
-            lines = [f"{i}__{c:02d}\n" for c in pascal_fold_classes(fold) for i in ids if c in present[i]]
+            labels = [c + 1 for c in pascal_fold_classes(fold)]  # 1-based VOC labels
+            lines = [f"{i}__{c:02d}\n" for c in labels for i in ids if c in present[i]]
             _write(splits_out / "pascal" / split / f"fold{fold}.txt", "".join(lines).encode())
             pairs[split].append(len(lines))
     summary = {

@@ -6,7 +6,6 @@ import argparse
 import io
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,15 +17,12 @@ import scipy.sparse
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+from hmfs.data import BENCHMARKS, PASCAL_CLASSES
+from hmfs.runtime import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("pascal", "coco", "fss")
-
-VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-    "tvmonitor",
-)  # fmt: skip
+VOC_CLASSES = PASCAL_CLASSES
 
 # The real COCO 2014 categories: (id, name, supercategory); ids 12, 26, 29, 30, 45, 66, 68, 69, 71, 83
 # do not exist, so class index (position in the sorted ids) differs from id - 1 after person.
@@ -337,9 +333,7 @@ def voc_palette() -> list[int]:
 
 def _write(path: Path, data: bytes) -> None:
     """Write through a temporary name and a rename, so a killed run never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data, fsync=False)
 
 
 def _jpeg(image: np.ndarray) -> bytes:
