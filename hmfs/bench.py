@@ -77,8 +77,9 @@ def bench(
                 return votes
 
             results[f"eval_{shot}shot_as_{shot}x1shot"] = _staged([("all", naive)], torch_device, repeats, warmup)
-            for per_pass in sorted({1, shot}):
-                results[f"eval_{shot}shot_query_reuse_{per_pass}_per_pass"] = _staged([
+            for per_pass in (None, 1, shot):  # None: the default choice for this device and size
+                label = "default" if per_pass is None else f"{per_pass}_per_pass"
+                results[f"eval_{shot}shot_query_reuse_{label}"] = _staged([
                     ("all", lambda _: model.predict_mask_nshot(
                         query_img, support_imgs, support_masks, supports_per_pass=per_pass))
                 ], torch_device, repeats, warmup)

@@ -19,7 +19,7 @@ def correlation(query_feat: torch.Tensor, support_feat: torch.Tensor) -> torch.T
     support = support_feat.reshape(bsz, ch, hb * wb)
     support = support / (support.norm(dim=1, p=2, keepdim=True) + EPS)
     corr = torch.bmm(query.transpose(1, 2), support)  # (B, Ha*Wa, Hb*Wb)
-    return corr.clamp(min=0).view(bsz, ha, wa, hb, wb)
+    return corr.clamp_(min=0).view(bsz, ha, wa, hb, wb)
 
 
 def multilayer_correlation(
@@ -28,9 +28,17 @@ def multilayer_correlation(
     """Correlations of matching maps, stacked per stage, deepest first.
 
     Returns [layer4 (B, n4, Ha4, Wa4, Hb4, Wb4), layer3 (B, n3, ...), layer2 (B, n2, ...)], where
-    `stack_ids` = (n4, n4 + n3, n4 + n3 + n2) counts the maps from the deepest.
+    `stack_ids` = (n4, n4 + n3, n4 + n3 + n2) counts the maps from the deepest. The maps of one
+    stage share their shape, so each stage is one batched product written straight into its
+    stacked layout (the same numbers as correlating map by map and stacking, without the copy).
     """
-    corrs = [correlation(q, s) for q, s in zip(query_feats, support_feats)]
     s4, s3, s2 = stack_ids
-    levels = (corrs[-s4:], corrs[-s3:-s4], corrs[-s2:-s3])
-    return [torch.stack(level, dim=1).contiguous() for level in levels]
+    levels = []
+    for first, last in ((len(query_feats) - s4, len(query_feats)), (len(query_feats) - s3, len(query_feats) - s4),
+                        (len(query_feats) - s2, len(query_feats) - s3)):
+        query = torch.stack(query_feats[first:last], dim=1)  # (B, n, C, Ha, Wa)
+        support = torch.stack(support_feats[first:last], dim=1)  # (B, n, C, Hb, Wb)
+        bsz, n = query.shape[:2]
+        corr = correlation(query.flatten(0, 1), support.flatten(0, 1))  # (B*n, Ha, Wa, Hb, Wb)
+        levels.append(corr.view(bsz, n, *corr.shape[1:]))
+    return levels
