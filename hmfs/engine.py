@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -36,17 +36,21 @@ def run_epoch(
     bf16: bool = False,
     log_every: int = 50,
     label: str = "",
+    first_step: int = 0,
+    on_step: Callable[[int], None] | None = None,
 ) -> None:
     """Train (when `optimizer` is given) or validate the 1-shot model over `loader`, as HSNet does.
 
     Each batch: logits on support 0, cross-entropy against `query_mask`, argmax prediction scored
     against the label (ignoring `query_ignore_idx`). Results accumulate in `accumulator`.
+    `first_step`: batches of this pass already done (a resumed epoch); `on_step(step)` is called
+    after every batch with the number of batches done so far.
     """
     training = optimizer is not None
     model.train_mode() if training else model.eval()
     started = time.perf_counter()
     with torch.set_grad_enabled(training):
-        for step, batch in enumerate(loader, start=1):
+        for step, batch in enumerate(loader, start=first_step + 1):
             batch = to_device(batch, device)
             with autocast(device, bf16):
                 logits = model(batch["query_img"], batch["support_imgs"][:, 0], batch["support_masks"][:, 0])
@@ -60,10 +64,12 @@ def run_epoch(
                 logits.argmax(dim=1), batch["query_mask"], batch.get("query_ignore_idx")
             )
             accumulator.update(area_inter, area_union, batch["class_id"], loss.item())
+            if on_step is not None:
+                on_step(step)
             if log_every and step % log_every == 0:
                 log.info(
-                    "%s step %d: loss %.4f, mIoU %.2f, %.2f s/step", label, step,
-                    accumulator.mean_loss(), accumulator.miou(), (time.perf_counter() - started) / step,
+                    "%s step %d: loss %.4f, mIoU %.2f, %.2f s/step", label, step, accumulator.mean_loss(),
+                    accumulator.miou(), (time.perf_counter() - started) / (step - first_step),
                 )
 
 

@@ -64,6 +64,17 @@ class IoUAccumulator:
             self.loss_sum += float(loss) * len(class_id)
             self.loss_count += len(class_id)
 
+    def state_dict(self) -> dict:
+        """The running sums, to resume an interrupted pass."""
+        return {"intersection": self.intersection.clone(), "union": self.union.clone(),
+                "episodes": self.episodes.clone(), "loss_sum": self.loss_sum, "loss_count": self.loss_count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.intersection = state["intersection"].clone()
+        self.union = state["union"].clone()
+        self.episodes = state["episodes"].clone()
+        self.loss_sum, self.loss_count = float(state["loss_sum"]), int(state["loss_count"])
+
     def class_iou(self) -> dict[int, float]:
         """Foreground IoU x 100 of each class of interest (0 for a class never visited)."""
         inter = self.intersection[1].double()

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "hmfs-checkpoint-v1"
 STATE_FORMAT = "hmfs-train-state-v1"
 # Config keys that may change between a killed run and its resumption without changing results.
-RESUMABLE_CHANGES = {"epochs", "num_workers", "out_dir", "state_dir", "log_every"}
+RESUMABLE_CHANGES = {"epochs", "num_workers", "out_dir", "state_dir", "log_every", "checkpoint_every"}
 
 
 @dataclass
@@ -62,6 +62,7 @@ class TrainConfig:
     device: str = "cpu"
     bf16: bool = False
     log_every: int = 50
+    checkpoint_every: int = 0  # also save the resumable state every N training steps (0: at epoch ends only)
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
@@ -72,6 +73,8 @@ class TrainConfig:
             raise ValueError(f"unknown masking {self.masking!r}; accepted: {', '.join(MASKINGS)}")
         if self.backbone_weights is None and not self.random_backbone:
             raise ValueError("no backbone weights: pass --backbone-weights FILE, or --random-backbone to train on random frozen features")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         for name in ("img_size", "batch_size", "epochs", "val_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -152,7 +155,7 @@ def train(config: TrainConfig) -> dict:
     model = build_model(config, device)
     optimizer = torch.optim.Adam(model.hpn_learner.parameters(), lr=config.lr)
 
-    start_epoch, history = 0, []
+    start_epoch, start_step, history, partial = 0, 0, [], None
     best = {"epoch": None, "val_miou": float("-inf"), "learner": None}
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
@@ -164,8 +167,10 @@ def train(config: TrainConfig) -> dict:
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-        start_epoch, history, best = state["epoch"], state["history"], state["best"]
-        log.info("resuming %s from epoch %d of %d (state %s)", out_dir, start_epoch, config.epochs, state_path)
+        start_epoch, start_step, history, best = state["epoch"], state["step"], state["history"], state["best"]
+        partial = state["partial_epoch"]
+        log.info("resuming %s from epoch %d of %d, step %d (state %s)", out_dir, start_epoch, config.epochs,
+                 start_step, state_path)
     else:
         seed_everything(config.seed)
         log.info("training %s from scratch: %d epochs, %d training / %d validation episodes",
@@ -174,13 +179,40 @@ def train(config: TrainConfig) -> dict:
     progress_path = state_path.parent / "history.jsonl"
     atomic_write_text(progress_path, "".join(json.dumps(h) + "\n" for h in history))
 
+    def save_state(epochs_done: int, step: int, partial_epoch: dict | None) -> None:
+        """The resumable state: after `epochs_done` whole epochs and `step` batches of the next."""
+        atomic_torch_save(state_path, {
+            "format": STATE_FORMAT,
+            "epoch": epochs_done,
+            "step": step,
+            "partial_epoch": partial_epoch,  # the interrupted epoch's running train metrics and time
+            "learner": {k: v.detach().cpu() for k, v in model.hpn_learner.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+            "history": history,
+            "best": best,
+            "config": dataclasses.asdict(config),
+            "git_commit": git_commit(),
+        })
+
     for epoch in range(start_epoch, config.epochs):
-        began = time.perf_counter()
+        began = time.perf_counter() - (partial["seconds"] if partial else 0.0)
         train_set.set_epoch(epoch)
         order = epoch_order(len(train_set), config.seed, epoch, config.train_episodes)
         train_meter = IoUAccumulator(train_set.class_ids, train_set.nclass)
-        run_epoch(model, make_loader(train_set, order, config.batch_size, config.num_workers), train_meter,
-                  device, optimizer, config.bf16, config.log_every, label=f"epoch {epoch} train")
+        if partial:
+            train_meter.load_state_dict(partial["train_meter"])
+
+        def checkpoint_step(step: int, epoch: int = epoch, meter: IoUAccumulator = train_meter, began: float = began) -> None:
+            if config.checkpoint_every and step % config.checkpoint_every == 0:
+                save_state(epoch, step, {"train_meter": meter.state_dict(), "seconds": time.perf_counter() - began})
+
+        remaining = order[start_step * config.batch_size:]  # a resumed epoch skips its finished batches
+        run_epoch(model, make_loader(train_set, remaining, config.batch_size, config.num_workers), train_meter,
+                  device, optimizer, config.bf16, config.log_every, label=f"epoch {epoch} train",
+                  first_step=start_step, on_step=checkpoint_step)
+        start_step, partial = 0, None
         val_meter = IoUAccumulator(val_set.class_ids, val_set.nclass)
         run_epoch(model, make_loader(val_set, None, config.batch_size, config.num_workers), val_meter,
                   device, None, config.bf16, config.log_every, label=f"epoch {epoch} val")
@@ -195,18 +227,7 @@ def train(config: TrainConfig) -> dict:
                     "learner": {k: v.detach().cpu().clone() for k, v in model.hpn_learner.state_dict().items()}}
         record["best_epoch"] = best["epoch"]
         history.append(record)
-        atomic_torch_save(state_path, {
-            "format": STATE_FORMAT,
-            "epoch": epoch + 1,
-            "learner": {k: v.detach().cpu() for k, v in model.hpn_learner.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
-            "history": history,
-            "best": best,
-            "config": dataclasses.asdict(config),
-            "git_commit": git_commit(),
-        })
+        save_state(epoch + 1, 0, None)
         with open(progress_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         log.info("epoch %d/%d: %s", epoch + 1, config.epochs, json.dumps(record))
@@ -268,7 +289,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--val-episodes", type=int, default=1000)
     parser.add_argument("--train-episodes", type=int, default=None, help="episodes per epoch (default: the whole split)")
     parser.add_argument("--augment", action="store_true", help="photometric augmentation (the paper's * rows)")
-    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--log-every", type=int, default=50, help="log running train metrics every N steps")
+    parser.add_argument("--checkpoint-every", type=int, default=0,
+                        help="also save the resumable state every N training steps (long epochs, preemptible jobs)")
     parser.set_defaults(func=run_train)
 
 
@@ -281,7 +304,7 @@ def run_train(args: argparse.Namespace) -> int:
         img_size=args.img_size, batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, seed=args.seed,
         val_seed=args.val_seed, val_episodes=args.val_episodes, train_episodes=args.train_episodes,
         augment=args.augment, num_workers=args.num_workers, device=args.device, bf16=args.bf16,
-        log_every=args.log_every,
+        log_every=args.log_every, checkpoint_every=args.checkpoint_every,
     )
     train(config)
     return 0

@@ -130,6 +130,14 @@ def test_evaluation_does_not_depend_on_batch_size(pascal, tmp_path):
     assert one["miou"] == pytest.approx(four["miou"], abs=0.5)
     assert one["class_episodes"] == four["class_episodes"]
 
+    # Original-size labels: the prediction is made at each query file's own size.
+    original, pred_original = evaluate(batch_size=1, use_original_imgsize=True, **common)
+    assert original["episodes"] == 12 and 0 <= original["miou"] <= 100
+    sizes = {p["pred"].shape for p in pred_original}
+    assert (64, 64) not in sizes and len(sizes) > 1  # synthetic images are 72..120 px, not square
+    with pytest.raises(ValueError, match="--batch-size 1"):
+        evaluate(batch_size=2, use_original_imgsize=True, **common)
+
 
 def test_cli_errors_name_the_bad_value(pascal, tmp_path):
     data, splits = pascal
@@ -161,3 +169,34 @@ def test_augmented_training_is_seeded(pascal, tmp_path):
     assert runs[0]["train_loss"] == runs[1]["train_loss"]  # same seed, same augmented episodes
     assert runs[0]["train_loss"] != read_history(plain / "history.jsonl")[0]["train_loss"]
     assert json.loads((tmp_path / "a" / "config.json").read_text())["augment"] is True
+
+
+def test_run_killed_mid_epoch_resumes_bit_for_bit(pascal, tmp_path):
+    data, splits = pascal
+    straight = tmp_path / "straight"
+    hmfs_cli(*train_args(data, splits, straight, epochs=2))
+
+    resumed = tmp_path / "resumed"
+    state_path = Path(str(resumed) + ".state") / "state.pt"
+    command = [sys.executable, "-m", "hmfs", *train_args(data, splits, resumed, epochs=2), "--checkpoint-every", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if state_path.is_file() and torch.load(state_path, weights_only=True)["step"] >= 2:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGSTOP)  # freeze it, so the state read below is the one it dies with
+    at_kill = torch.load(state_path, weights_only=True)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert at_kill["epoch"] == 0 and 2 <= at_kill["step"] <= 6  # 12 episodes / batch 2 = 6 steps
+
+    rerun = hmfs_cli(*train_args(data, splits, resumed, epochs=2), "--checkpoint-every", "1")
+    assert f"from epoch 0 of 2, step {at_kill['step']}" in rerun.stderr
+    for name in ("best.pt", "last.pt"):
+        a = torch.load(straight / name, weights_only=True)
+        b = torch.load(resumed / name, weights_only=True)
+        assert all(torch.equal(a["learner"][k], b["learner"][k]) for k in a["learner"]), name
+    for a, b in zip(read_history(straight / "history.jsonl"), read_history(resumed / "history.jsonl")):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
