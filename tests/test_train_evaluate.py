@@ -130,6 +130,11 @@ def test_evaluation_does_not_depend_on_batch_size(pascal, tmp_path):
     assert one["miou"] == pytest.approx(four["miou"], abs=0.5)
     assert one["class_episodes"] == four["class_episodes"]
 
+    # bf16 autocast (meant for GPUs; here only checked to run and to agree with fp32 closely).
+    low, pred_low = evaluate(batch_size=4, bf16=True, **common)
+    agree = sum(int((a["pred"] == b["pred"]).sum()) for a, b in zip(pred_four, pred_low))
+    assert agree / (12 * 64 * 64) > 0.95 and low["bf16"] is True
+
     # Original-size labels: the prediction is made at each query file's own size.
     original, pred_original = evaluate(batch_size=1, use_original_imgsize=True, **common)
     assert original["episodes"] == 12 and 0 <= original["miou"] <= 100
