@@ -32,9 +32,9 @@ def evaluate(
     backbone_weights: Path | None = None,
     random_backbone: bool = False,
     shot: int = 1,
-    split: str = "val",
+    split: str | None = None,
     img_size: int = 400,
-    episodes: int | None = 1000,
+    episodes: int | None = None,
     seed: int = 0,
     batch_size: int = 1,
     num_workers: int = 0,
@@ -49,6 +49,8 @@ def evaluate(
     The result holds mIoU, FB-IoU, per-class IoU and episode counts, the seed, the checkpoint's
     sha256, timings, the arguments and the environment. Episode i depends only on (seed, i).
     """
+    if split is None:  # the paper's test split: FSS-1000's test classes, the fold's classes otherwise
+        split = "test" if benchmark == "fss" else "val"
     if shot < 1:
         raise ValueError(f"shot must be >= 1, got {shot}")
     if use_original_imgsize and batch_size != 1:
@@ -112,8 +114,10 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(batch_size=1)
     parser.add_argument("--checkpoint", required=True, type=Path, help="hmfs best.pt/last.pt, or an official HSNet/HM .pt")
     parser.add_argument("--shot", type=int, default=1)
-    parser.add_argument("--split", default="val", choices=["val", "test"], help="FSS-1000: test (paper) or val")
-    parser.add_argument("--episodes", type=int, default=1000, help="test episodes (FSS: at most every test image)")
+    parser.add_argument("--split", default=None, choices=["val", "test"],
+                        help="default: FSS-1000 test (the paper's), PASCAL/COCO val (the fold's classes)")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help="test episodes (default: PASCAL/COCO 1000, FSS-1000 every test image once)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (HSNet tests with 0)")
     parser.add_argument("--use-original-imgsize", action="store_true", help="score against original-size labels")
     parser.add_argument("--class-ids", type=int, nargs="+", default=None, help="restrict to these classes of the fold")

@@ -60,9 +60,9 @@ class IoUAccumulator:
         self.intersection.index_add_(1, class_id, area_inter.long().cpu().t())
         self.union.index_add_(1, class_id, area_union.long().cpu().t())
         self.episodes.index_add_(0, class_id, torch.ones_like(class_id))
-        if loss is not None:
-            self.loss_sum += float(loss) * len(class_id)
-            self.loss_count += len(class_id)
+        if loss is not None:  # HSNet reports the plain mean of the batch losses
+            self.loss_sum += float(loss)
+            self.loss_count += 1
 
     def state_dict(self) -> dict:
         """The running sums, to resume an interrupted pass."""

@@ -188,7 +188,11 @@ def prepare_pascal(voc_dir: Path, sbd_dir: Path, out_dir: Path, splits_out: Path
         pairs[split] = []
         for fold in range(N_FOLDS):
             labels = [c + 1 for c in pascal_fold_classes(fold)]  # 1-based VOC labels
+            # HSNet's own lists: trn by class then id, val by id (so a partial pass over a cycled
+            # test list still spreads over the classes).
             lines = [f"{i}__{c:02d}\n" for c in labels for i in ids if c in present[i]]
+            if split == "val":
+                lines.sort()
             _write(splits_out / "pascal" / split / f"fold{fold}.txt", "".join(lines).encode())
             pairs[split].append(len(lines))
     summary = {
@@ -252,7 +256,7 @@ def prepare_coco(coco_dir: Path, out_dir: Path, splits_out: Path) -> dict[str, A
         images = _require(coco_dir / name, f"COCO's {name} image folder (COCO_{name}_<12-digit id>.jpg)")
         json_path = coco_dir / "annotations" / f"instances_{name}.json"
         _require(json_path, f"COCO's {name} instance annotations")
-        document = json.loads(json_path.read_text())
+        document = json.loads(json_path.read_bytes())
         category_ids = sorted(category["id"] for category in document["categories"])
         if len(category_ids) != COCO_CLASSES:
             raise ValueError(f"{json_path} has {len(category_ids)} categories; COCO-20i needs {COCO_CLASSES}")

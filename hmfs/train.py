@@ -55,7 +55,7 @@ class TrainConfig:
     epochs: int = 2000
     seed: int = 0  # training episodes and order; HSNet leaves it unrecorded
     val_seed: int = 0  # HSNet validates on the test fold's episodes drawn with seed 0
-    val_episodes: int = 1000
+    val_episodes: int | None = None  # None: the split's own length (PASCAL/COCO 1000, FSS every val image)
     train_episodes: int | None = None  # cap on episodes per epoch (None: the whole split, as HSNet)
     augment: bool = False
     num_workers: int = 0
@@ -75,7 +75,9 @@ class TrainConfig:
             raise ValueError("no backbone weights: pass --backbone-weights FILE, or --random-backbone to train on random frozen features")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
-        for name in ("img_size", "batch_size", "epochs", "val_episodes"):
+        if self.val_episodes is not None and self.val_episodes < 1:
+            raise ValueError(f"val_episodes must be >= 1 or None, got {self.val_episodes}")
+        for name in ("img_size", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.train_episodes is not None and self.train_episodes < 1:
@@ -286,7 +288,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--epochs", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-seed", type=int, default=0)
-    parser.add_argument("--val-episodes", type=int, default=1000)
+    parser.add_argument("--val-episodes", type=int, default=None,
+                        help="validation episodes per epoch (default: PASCAL/COCO 1000, FSS-1000 every val image)")
     parser.add_argument("--train-episodes", type=int, default=None, help="episodes per epoch (default: the whole split)")
     parser.add_argument("--augment", action="store_true", help="photometric augmentation (the paper's * rows)")
     parser.add_argument("--log-every", type=int, default=50, help="log running train metrics every N steps")

@@ -57,3 +57,32 @@ def test_pascal_boundary_band_is_ignored(prepared):
     dataset = build_dataset("pascal", data, splits, 0, "val", shot=1, img_size=96, seed=0, num_episodes=10)
     ignored = sum(float(dataset[i]["query_ignore_idx"].sum()) for i in range(10))
     assert ignored > 0  # VOC's 255 band survives preparation and reaches the metric as "ignore"
+
+
+def test_fss_evaluation_defaults_to_every_test_image(prepared, tmp_path):
+    from hmfs.evaluate import evaluate
+    from hmfs.model import HSNet
+
+    data, splits = prepared
+    torch.manual_seed(0)
+    torch.save({"learner": HSNet("resnet18", "fm", random_backbone=True).hpn_learner.state_dict()}, tmp_path / "c.pt")
+    result, _ = evaluate(benchmark="fss", data_root=data, splits_dir=splits, fold=0, backbone="resnet18", masking="fm",
+                         checkpoint=tmp_path / "c.pt", random_backbone=True, img_size=64, batch_size=8)
+    test_classes = (splits / "fss" / "test.txt").read_text().split()
+    assert result["split"] == "test" and result["episodes"] == 10 * len(test_classes)
+    assert sorted(int(c) for c in result["class_episodes"]) == list(range(len(test_classes)))
+    assert set(result["class_episodes"].values()) == {10}  # every test image is a query once
+
+
+def test_palette_fss_masks_are_read_by_colour(tmp_path):
+    from PIL import Image
+
+    from hmfs.data.transforms import load_mask
+
+    mask = Image.new("P", (4, 4), 0)
+    mask.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)  # index 1 is white
+    mask.putpixel((1, 1), 1)
+    mask.save(tmp_path / "m.png")
+    grey = load_mask(tmp_path / "m.png", to_grey=True)
+    assert grey[1, 1] == 255 and grey.sum() == 255  # HSNet's .convert('L') then >= 128
+    assert load_mask(tmp_path / "m.png")[1, 1] == 1  # VOC-style: the palette index itself

@@ -26,15 +26,15 @@ def load_image(path: Path) -> Image.Image:
 def load_mask(path: Path, to_grey: bool = False) -> np.ndarray:
     """A label map as a (H, W) uint8 array.
 
-    Palette PNGs give their indices (no palette conversion, so VOC's class numbers survive);
-    single-channel PNGs give their values. Multi-channel masks are converted to grey only when
-    `to_grey` (FSS-1000, whose masks HSNet reads with `.convert('L')`); otherwise ValueError.
+    With `to_grey` (FSS-1000, whose masks HSNet reads with `.convert('L')`) every mode is converted
+    to grey. Otherwise palette PNGs give their indices (no palette conversion, so VOC's class
+    numbers survive), single-channel PNGs their values, and multi-channel masks a ValueError.
     """
     with Image.open(path) as img:
-        if img.mode in ("L", "P"):
-            array = np.array(img, dtype=np.uint8)
-        elif to_grey:
+        if to_grey:  # before the palette case: a "P" FSS mask means its colours, as in HSNet
             array = np.array(img.convert("L"), dtype=np.uint8)
+        elif img.mode in ("L", "P"):
+            array = np.array(img, dtype=np.uint8)
         elif img.mode in ("I", "I;16", "I;16B", "I;16L"):
             array = np.array(img)
             if array.min() < 0 or array.max() > 255:
