@@ -99,11 +99,13 @@ def epoch_order(n: int, seed: int, epoch: int, limit: int | None) -> list[int]:
 
 
 def make_loader(dataset, indices: list[int] | None, batch_size: int, num_workers: int) -> DataLoader:
-    sampler = indices if indices is not None else None
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
-        persistent_workers=False,
-    )
+    """Batches of `dataset` in the order of `indices` (all, in order, when None)."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=indices, shuffle=False, num_workers=num_workers)
+
+
+def learner_weights(model: HSNet) -> dict[str, torch.Tensor]:
+    """A CPU copy of the trainable weights (the frozen backbone is not saved)."""
+    return {k: v.detach().cpu().clone() for k, v in model.hpn_learner.state_dict().items()}
 
 
 def build_model(config: TrainConfig, device: torch.device) -> HSNet:
@@ -115,7 +117,7 @@ def build_model(config: TrainConfig, device: torch.device) -> HSNet:
 def _checkpoint(model: HSNet, config: TrainConfig, epoch: int, val_miou: float, learner_state=None) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
-        "learner": learner_state if learner_state is not None else {k: v.detach().cpu().clone() for k, v in model.hpn_learner.state_dict().items()},
+        "learner": learner_state if learner_state is not None else learner_weights(model),
         "backbone": config.backbone,
         "masking": config.masking,
         "epoch": epoch,
@@ -147,7 +149,6 @@ def train(config: TrainConfig) -> dict:
     device = resolve_device(config.device)
     out_dir = Path(config.out_dir)
     state_path = config.state_path
-    state_path.parent.mkdir(parents=True, exist_ok=True)
     common = dict(
         benchmark=config.benchmark, data_root=Path(config.data_root), splits_dir=Path(config.splits_dir),
         fold=config.fold, shot=1, img_size=config.img_size,
@@ -177,6 +178,7 @@ def train(config: TrainConfig) -> dict:
         seed_everything(config.seed)
         log.info("training %s from scratch: %d epochs, %d training / %d validation episodes",
                  out_dir, config.epochs, len(train_set), len(val_set))
+    state_path.parent.mkdir(parents=True, exist_ok=True)
     # The per-epoch lines, followable while training runs; rewritten on resume to match the state.
     progress_path = state_path.parent / "history.jsonl"
     atomic_write_text(progress_path, "".join(json.dumps(h) + "\n" for h in history))
@@ -188,7 +190,7 @@ def train(config: TrainConfig) -> dict:
             "epoch": epochs_done,
             "step": step,
             "partial_epoch": partial_epoch,  # the interrupted epoch's running train metrics and time
-            "learner": {k: v.detach().cpu() for k, v in model.hpn_learner.state_dict().items()},
+            "learner": learner_weights(model),
             "optimizer": optimizer.state_dict(),
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
@@ -226,7 +228,7 @@ def train(config: TrainConfig) -> dict:
         }
         if record["val_miou"] > best["val_miou"]:  # strict, as HSNet: the earliest best epoch wins
             best = {"epoch": epoch, "val_miou": record["val_miou"],
-                    "learner": {k: v.detach().cpu().clone() for k, v in model.hpn_learner.state_dict().items()}}
+                    "learner": learner_weights(model)}
         record["best_epoch"] = best["epoch"]
         history.append(record)
         save_state(epoch + 1, 0, None)

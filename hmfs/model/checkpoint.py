@@ -14,7 +14,7 @@ def learner_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
     """The HPN learner's weights from a state dict in any of the known layouts, as float32.
 
     Accepts our checkpoints (`{"learner": {...}}` or a bare learner state), and the reference's:
-    a full HSNet state dict with or without DataParallel's `module.` prefix, whose learner keys
+    a full HSNet state dict with or without the `module.` prefix of a data-parallel wrapper, whose learner keys
     are `hpn_learner.*` and whose backbone keys (`backbone.*`) are ignored here.
     """
     if "learner" in state and isinstance(state["learner"], Mapping):
@@ -38,7 +38,7 @@ def learner_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
 def load_hsnet_checkpoint(model: HSNet, checkpoint: str | Path | Mapping[str, torch.Tensor]) -> HSNet:
     """Load learner weights into `model` from a file or a state dict (ours, HSNet's or HM's).
 
-    Official HSNet/HM `best_model.pt` files (saved from `nn.DataParallel`) work as they are.
+    Official HSNet/HM `best_model.pt` files (saved from a data-parallel wrapper) work as they are.
     Float16 weights are cast to float32. Raises ValueError naming missing/unexpected keys.
     """
     if isinstance(checkpoint, (str, Path)):
