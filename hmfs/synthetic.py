@@ -249,10 +249,13 @@ def render_scene(
     """
     base = min(height, width)
     n_labelled = sum(spec.label >= 0 for spec in specs)
-    # Half-size over the shorter side: down to 0.08 (an object of ~2 % of the image), but at least
-    # 5 pixels so that small images keep visible objects.
-    low = max(0.08, 5.0 / base)
-    high = max(1.5 * low, 0.33 / np.sqrt(max(1, n_labelled)))
+    # Half-size over the shorter side, log-uniform: from 0.10 (an object of ~3 % of the image; at
+    # least 5 pixels so that small images keep visible objects) up to 0.45 for a lone object (about
+    # half the image), less when several share the image. Measured: with the upper end at 0.33 a
+    # CPU-sized training run (resnet18, 128 px, 8 x 200 episodes) never left "all background";
+    # at 0.45 it reached 11 val mIoU, while a third of the objects still cover under ~8 %.
+    low = max(0.10, 5.0 / base)
+    high = max(1.5 * low, 0.45 / np.sqrt(max(1, n_labelled)))
     drawn = []  # (spec, parts, instance); a part is (polygons, cx, cy, sx, sy, angle)
     for spec in specs:
         if spec.crowd:  # a cluster of tiny copies, annotated together as one iscrowd region
