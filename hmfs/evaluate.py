@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 from pathlib import Path
 
@@ -94,8 +95,6 @@ def evaluate(
 
 def save_predictions(path: Path, predictions: list[dict]) -> None:
     """Kept predictions as one .npz: pred (N, H, W) uint8 plus episode/class/name arrays."""
-    import io
-
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer,

@@ -114,7 +114,8 @@ def build_model(config: TrainConfig, device: torch.device) -> HSNet:
     return model.to(device)
 
 
-def _checkpoint(model: HSNet, config: TrainConfig, epoch: int, val_miou: float, learner_state=None) -> dict:
+def _checkpoint(model: HSNet, config: TrainConfig, epoch: int, val_miou: float, commit: str | None,
+                learner_state=None) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
         "learner": learner_state if learner_state is not None else learner_weights(model),
@@ -123,7 +124,7 @@ def _checkpoint(model: HSNet, config: TrainConfig, epoch: int, val_miou: float, 
         "epoch": epoch,
         "val_miou": val_miou,
         "config": dataclasses.asdict(config),
-        "git_commit": git_commit(),
+        "git_commit": commit,
     }
 
 
@@ -158,6 +159,7 @@ def train(config: TrainConfig) -> dict:
     model = build_model(config, device)
     optimizer = torch.optim.Adam(model.hpn_learner.parameters(), lr=config.lr)
 
+    commit = git_commit()  # once per run: states may be saved every step
     start_epoch, start_step, history, partial = 0, 0, [], None
     best = {"epoch": None, "val_miou": float("-inf"), "learner": None}
     if state_path.is_file():
@@ -197,7 +199,7 @@ def train(config: TrainConfig) -> dict:
             "history": history,
             "best": best,
             "config": dataclasses.asdict(config),
-            "git_commit": git_commit(),
+            "git_commit": commit,
         })
 
     for epoch in range(start_epoch, config.epochs):
@@ -238,8 +240,8 @@ def train(config: TrainConfig) -> dict:
 
     last_epoch = history[-1]["epoch"] if history else None
     last_miou = history[-1]["val_miou"] if history else None
-    atomic_torch_save(out_dir / "last.pt", _checkpoint(model, config, last_epoch, last_miou))
-    atomic_torch_save(out_dir / "best.pt", _checkpoint(model, config, best["epoch"], best["val_miou"], best["learner"]))
+    atomic_torch_save(out_dir / "last.pt", _checkpoint(model, config, last_epoch, last_miou, commit))
+    atomic_torch_save(out_dir / "best.pt", _checkpoint(model, config, best["epoch"], best["val_miou"], commit, best["learner"]))
     atomic_write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     atomic_write_json(out_dir / "config.json", dataclasses.asdict(config))
     summary = {

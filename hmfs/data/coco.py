@@ -35,9 +35,7 @@ class CocoEpisodes(EpisodeDataset):
 
     def _build_index(self, requested: Sequence[int] | None) -> None:
         self._base = self.data_root / "COCO2014"
-        for folder in (self._base, self._base / "annotations"):
-            if not folder.is_dir():
-                raise FileNotFoundError(f"COCO folder not found: {folder}; expected {self.layout}")
+        self._require_folders(self._base, self._base / "annotations")
         self.nclass = COCO_NCLASS
         fold_classes = coco_fold_classes(self.fold)
         if self.training:

@@ -135,6 +135,12 @@ class EpisodeDataset(Dataset, abc.ABC):
     def _read_mask(self, path: Path) -> np.ndarray:
         return load_mask(path)
 
+    def _require_folders(self, *folders: Path) -> None:
+        """FileNotFoundError naming the first missing folder and the expected layout."""
+        for folder in folders:
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{self.benchmark} folder not found: {folder}; expected {self.layout}")
+
     def class_label(self, class_id: int) -> str:
         """How a class is named in messages."""
         return str(class_id)

@@ -35,8 +35,7 @@ class FssEpisodes(EpisodeDataset):
 
     def _build_index(self, requested: Sequence[int] | None) -> None:
         self._base = self.data_root / "FSS-1000"
-        if not self._base.is_dir():
-            raise FileNotFoundError(f"FSS-1000 folder not found: {self._base}; expected {self.layout}")
+        self._require_folders(self._base)
         self.categories = sorted(load_fss_split(fss_split_file(self.splits_dir, self.split)))
         if len(set(self.categories)) != len(self.categories):
             raise ValueError(f"{fss_split_file(self.splits_dir, self.split)}: a class is listed twice")

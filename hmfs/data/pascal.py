@@ -41,9 +41,7 @@ class PascalEpisodes(EpisodeDataset):
         voc = self.data_root / "VOC2012"
         self._image_dir = voc / "JPEGImages"
         self._mask_dir = voc / "SegmentationClassAug"
-        for folder in (self._image_dir, self._mask_dir):
-            if not folder.is_dir():
-                raise FileNotFoundError(f"PASCAL folder not found: {folder}; expected {self.layout}")
+        self._require_folders(self._image_dir, self._mask_dir)
         self.nclass = PASCAL_NCLASS
         fold_classes = pascal_fold_classes(self.fold)
         if self.training:
