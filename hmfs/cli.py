@@ -7,36 +7,59 @@ import importlib
 import logging
 import sys
 
-# Each module named here defines `add_parser(subparsers)`, which adds its subcommand(s) and sets
-# `func=<callable(args) -> int>` as the parser default. Modules are imported lazily so that
-# `python -m hmfs --help` stays fast.
-COMMAND_MODULES = (
-    "hmfs.synthetic",  # generate
-    "hmfs.prepare",  # prepare
-    "hmfs.data.splits",  # convert-splits
-    "hmfs.train",  # train
-    "hmfs.evaluate",  # evaluate
-    "hmfs.bench",  # bench
-)
+# Subcommand -> the module that defines `add_parser(subparsers)`, which adds it and sets
+# `func=<callable(args) -> int>` as the parser default. Only the module of the command being run
+# is imported, so commands without torch (tables, figures, report) start in well under a second.
+COMMANDS = {
+    "generate": "hmfs.synthetic",
+    "prepare": "hmfs.prepare",
+    "convert-splits": "hmfs.data.splits",
+    "pretrain": "hmfs.pretrain",
+    "train": "hmfs.train",
+    "evaluate": "hmfs.evaluate",
+    "bench": "hmfs.bench",
+    "fetch-weights": "hmfs.weights",
+    "tables": "hmfs.tables",
+    "figures": "hmfs.figures",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested_command(argv: list[str]) -> str | None:
+    """The first argument that names a subcommand (global options come before it)."""
+    for arg in argv:
+        if arg in COMMANDS:
+            return arg
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hmfs", description=__doc__)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch (0: torch's default); workflow rules pass their `threads`")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
+    requested = _requested_command(argv or [])
+    modules = dict.fromkeys(COMMANDS.values()) if requested is None else {COMMANDS[requested]: None}
+    for module_name in modules:
         importlib.import_module(module_name).add_parser(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.threads < 0:
+        logging.getLogger("hmfs").error("--threads must be >= 0, got %d", args.threads)
+        return 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as error:

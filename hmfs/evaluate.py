@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from hmfs.data import build_dataset
+from hmfs.data import PASCAL_CLASSES, build_dataset
 from hmfs.engine import evaluate_episodes
 from hmfs.metrics import IoUAccumulator
 from hmfs.model import HSNet, load_hsnet_checkpoint
@@ -119,14 +119,29 @@ def add_parser(subparsers) -> None:
                         help="test episodes (default: PASCAL/COCO 1000, FSS-1000 every test image once)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (HSNet tests with 0)")
     parser.add_argument("--use-original-imgsize", action="store_true", help="score against original-size labels")
-    parser.add_argument("--class-ids", type=int, nargs="+", default=None, help="restrict to these classes of the fold")
+    classes = parser.add_mutually_exclusive_group()
+    classes.add_argument("--class-ids", type=int, nargs="+", default=None, help="restrict to these classes (indices)")
+    classes.add_argument("--class-names", nargs="+", default=None,
+                         help="PASCAL only: restrict to these classes by name (Table 4: `aeroplane boat ...`)")
     parser.add_argument("--out", required=True, type=Path, help="result JSON")
     parser.add_argument("--predictions", type=Path, default=None, help="also save the first predictions (.npz)")
     parser.add_argument("--num-predictions", type=int, default=16)
     parser.set_defaults(func=run_evaluate)
 
 
+def class_ids_from_names(benchmark: str, names: list[str]) -> list[int]:
+    """PASCAL class names -> indices (0 = aeroplane); an unknown name is an error that lists the known ones."""
+    if benchmark != "pascal":
+        raise ValueError(f"--class-names is for PASCAL only; for {benchmark} pass --class-ids")
+    unknown = [name for name in names if name not in PASCAL_CLASSES]
+    if unknown:
+        raise ValueError(f"unknown PASCAL classes {unknown}; accepted: {', '.join(PASCAL_CLASSES)}")
+    return [PASCAL_CLASSES.index(name) for name in names]
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.class_names:
+        args.class_ids = class_ids_from_names(args.benchmark, args.class_names)
     result, predictions = evaluate(
         benchmark=args.benchmark, data_root=args.data_root, splits_dir=resolve_splits_dir(args.splits_dir),
         fold=args.fold, backbone=args.backbone, masking=args.masking, checkpoint=args.checkpoint,

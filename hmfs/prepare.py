@@ -356,6 +356,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="holds VOCdevkit/ + benchmark_RELEASE/, coco/ or FSS-1000/")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="DATA folder to write")
     parser.add_argument("--splits-out", type=Path, required=True, help="SPLITS folder to write")
+    parser.add_argument("--summary", type=Path, default=None,
+                        help="also write the counts as JSON here, last (the workflow's marker of a finished prepare)")
     parser.set_defaults(func=run_prepare)
 
 
@@ -363,9 +365,11 @@ def run_prepare(args: argparse.Namespace) -> int:
     raw = args.raw
     if args.benchmark == "pascal":
         voc, sbd = raw / "VOCdevkit" / "VOC2012", raw / "benchmark_RELEASE" / "dataset"
-        prepare_pascal(voc, sbd, args.out, args.splits_out)
+        summary = prepare_pascal(voc, sbd, args.out, args.splits_out)
     elif args.benchmark == "coco":
-        prepare_coco(raw / "coco", args.out, args.splits_out)
+        summary = prepare_coco(raw / "coco", args.out, args.splits_out)
     else:
-        prepare_fss(raw / "FSS-1000", args.out, args.splits_out)
+        summary = prepare_fss(raw / "FSS-1000", args.out, args.splits_out)
+    if args.summary:
+        _write(args.summary, (json.dumps({"benchmark": args.benchmark, "raw": str(raw), **summary}, indent=2) + "\n").encode())
     return 0

@@ -9,15 +9,18 @@ import platform
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where used: tables, figures and report run without it
+    import torch
 
 DEVICES = ("cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:
     """`cpu` or `cuda` (or `cuda:N`); a clear error when CUDA is asked for but absent."""
+    import torch
+
     if name.split(":")[0] not in DEVICES:
         raise ValueError(f"unknown device {name!r}; accepted: cpu, cuda, cuda:N")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -56,6 +59,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
     """torch.save to a temporary file, then rename: a killed job never leaves half a file."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -94,6 +99,8 @@ def git_commit(start: Path | None = None) -> str | None:
 
 def environment() -> dict[str, Any]:
     """Versions and hardware a result was made with."""
+    import torch
+
     info = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -108,6 +115,8 @@ def environment() -> dict[str, Any]:
 
 def seed_everything(seed: int) -> None:
     """Seed torch's global generators (episodes draw from their own per-episode generators)."""
+    import torch
+
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)

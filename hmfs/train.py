@@ -139,13 +139,16 @@ def _check_resumable(saved: dict, config: TrainConfig) -> None:
         )
 
 
-def train(config: TrainConfig) -> dict:
+def train(config: TrainConfig, restart_finished: bool = False) -> dict:
     """Train (or resume) one run; returns the summary that is also written to `train_summary.json`.
 
     Outputs in `out_dir` (written once, atomically, at the end): best.pt (best validation mIoU, as
     HSNet selects), last.pt, history.jsonl (one line per epoch), config.json, train_summary.json.
     The resumable state (learner, optimizer, RNG, history, best weights) is saved after every epoch
-    in the state folder; running the same command again resumes from it.
+    in the state folder; running the same command again resumes from it. A state that already holds
+    every epoch is re-used as it is (nothing is trained), unless `restart_finished`: then the run
+    trains again from scratch (the workflow's choice: Snakemake only runs a finished run again
+    when it was forced to or its config changed).
     """
     device = resolve_device(config.device)
     out_dir = Path(config.out_dir)
@@ -162,10 +165,13 @@ def train(config: TrainConfig) -> dict:
     commit = git_commit()  # once per run: states may be saved every step
     start_epoch, start_step, history, partial = 0, 0, [], None
     best = {"epoch": None, "val_miou": float("-inf"), "learner": None}
-    if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{state_path} is not an hmfs training state (format {state.get('format')!r})")
+    state = torch.load(state_path, map_location="cpu", weights_only=True) if state_path.is_file() else None
+    if state is not None and state.get("format") != STATE_FORMAT:
+        raise ValueError(f"{state_path} is not an hmfs training state (format {state.get('format')!r})")
+    if state is not None and restart_finished and state["epoch"] >= config.epochs:
+        log.info("the state at %s is finished (%d epochs); training again from scratch", state_path, state["epoch"])
+        state = None
+    if state is not None:
         _check_resumable(state["config"], config)
         load_hsnet_checkpoint(model, state["learner"])
         optimizer.load_state_dict(state["optimizer"])
@@ -299,6 +305,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--log-every", type=int, default=50, help="log running train metrics every N steps")
     parser.add_argument("--checkpoint-every", type=int, default=0,
                         help="also save the resumable state every N training steps (long epochs, preemptible jobs)")
+    parser.add_argument("--restart-finished", action="store_true",
+                        help="train from scratch when the saved state is already finished (default: re-use it); "
+                             "an unfinished state is always resumed")
     parser.set_defaults(func=run_train)
 
 
@@ -313,5 +322,5 @@ def run_train(args: argparse.Namespace) -> int:
         augment=args.augment, num_workers=args.num_workers, device=args.device, bf16=args.bf16,
         log_every=args.log_every, checkpoint_every=args.checkpoint_every,
     )
-    train(config)
+    train(config, restart_finished=args.restart_finished)
     return 0

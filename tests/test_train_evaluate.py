@@ -113,6 +113,17 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(pascal, tmp_path):
         saved = np.load(tmp_path / f"pred_{shot}.npz")
         assert saved["pred"].shape == (3, 64, 64) and saved["support_names"].shape == (3, int(shot))
 
+    # --restart-finished (what the workflow passes): a finished state is trained again from scratch,
+    # to the same weights; a state with another config is then replaced instead of refused.
+    restarted = hmfs_cli(*train_args(data, splits, resumed), "--restart-finished")
+    assert "training again from scratch" in restarted.stderr and "epoch 1/3" in restarted.stderr
+    assert torch.equal(torch.load(resumed / "best.pt", weights_only=True)["learner"]["decoder2.2.bias"],
+                       torch.load(straight / "best.pt", weights_only=True)["learner"]["decoder2.2.bias"])
+    switched = hmfs_cli(*[a if a != "hm" else "fm" for a in train_args(data, splits, resumed, epochs=1)],
+                        "--restart-finished")
+    assert "training again from scratch" in switched.stderr
+    assert json.loads((resumed / "config.json").read_text())["masking"] == "fm"
+
 
 def test_evaluation_does_not_depend_on_batch_size(pascal, tmp_path):
     data, splits = pascal

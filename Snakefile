@@ -1,0 +1,38 @@
+# hmfs: the HMFS paper's Tables 1-5 and figures, from data to report.
+#
+#   snakemake --configfile workflow/config.synthetic.yaml --cores 2   # embedded synthetic benchmark, CPU
+#   snakemake --profile slurm --cores 64                               # the paper's run (config.yaml) on SLURM
+#   snakemake report.html                                              # the report, as the last step
+#
+# Paths (coarse to fine), below config["output_dir"]:
+#   <benchmark>/<backbone>/<masking>[_aug]/<fold>/{best.pt,last.pt,history.jsonl,...,eval_<k>shot.json}
+#   tables/table<N>.{csv,md,tex,html}, figures/*.png, logs/<rule>/..., benchmarks/<rule>/...
+# <fold> is fold0..fold3 (PASCAL-5i, COCO-20i) or "all" (FSS-1000). Every path comes from hmfs.grid.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "report/workflow.rst"
+
+
+include: "workflow/common.smk"
+include: "workflow/data.smk"
+include: "workflow/train.smk"
+include: "workflow/evaluate.smk"
+include: "workflow/tables.smk"
+include: "workflow/figures.smk"
+include: "workflow/report.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

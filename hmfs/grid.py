@@ -1,0 +1,355 @@
+"""The experiment grid of the paper's tables, and every path of the workflow, derived from the validated config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+TABLES = ("table1", "table2", "table3", "table4", "table5")
+FOLDED = ("pascal", "coco")  # FSS-1000 has one class split (trn/val/test), no folds
+NO_FOLD = "all"  # the fold folder of FSS-1000 runs
+
+# Table 4 (protocol.md section 5, RePRI's protocol): trained on COCO-20i fold k, tested on the
+# PASCAL classes that are not among that fold's COCO training classes.
+TABLE4_PASCAL_CLASSES = {
+    0: ("aeroplane", "boat", "chair", "diningtable", "dog", "person"),
+    1: ("bicycle", "bus", "horse", "sofa"),
+    2: ("bird", "car", "pottedplant", "sheep", "train", "tvmonitor"),
+    3: ("bottle", "cat", "cow", "motorbike"),
+}
+
+
+def table4_class_names(fold: str) -> list[str]:
+    """PASCAL classes kept by Table 4 for COCO fold `fold` ("fold2")."""
+    index = fold_index(fold)
+    if fold == NO_FOLD or index not in TABLE4_PASCAL_CLASSES:
+        raise ValueError(f"Table 4 has folds fold0-fold3, not {fold!r}")
+    return list(TABLE4_PASCAL_CLASSES[index])
+
+
+def variant_name(masking: str, augment: bool) -> str:
+    """The folder of a training variant: the masking, with `_aug` when trained with augmentation."""
+    return f"{masking}_aug" if augment else masking
+
+
+def parse_variant(variant: str) -> tuple[str, bool]:
+    """Inverse of `variant_name`: (masking, augment)."""
+    if variant.endswith("_aug"):
+        return variant[: -len("_aug")], True
+    return variant, False
+
+
+def fold_name(benchmark: str, fold: int | None) -> str:
+    return NO_FOLD if benchmark not in FOLDED else f"fold{fold}"
+
+
+def fold_index(name: str) -> int:
+    """`fold2` -> 2; FSS-1000's `all` -> 0 (the loaders ignore the fold there)."""
+    return 0 if name == NO_FOLD else int(name[len("fold"):])
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    """One training run: benchmark x backbone x variant x fold."""
+
+    benchmark: str
+    backbone: str
+    variant: str
+    fold: str  # fold<k>, or NO_FOLD for FSS-1000
+
+    @property
+    def masking(self) -> str:
+        return parse_variant(self.variant)[0]
+
+    @property
+    def augment(self) -> bool:
+        return parse_variant(self.variant)[1]
+
+    @property
+    def key(self) -> str:
+        """benchmark/backbone/variant/fold: the run's folder below the results folder."""
+        return f"{self.benchmark}/{self.backbone}/{self.variant}/{self.fold}"
+
+
+@dataclass(frozen=True, order=True)
+class Evaluation:
+    """One evaluation of a run's best checkpoint: `shot`-shot on `test_benchmark`."""
+
+    run: Run
+    shot: int
+    test_benchmark: str
+
+    @property
+    def name(self) -> str:
+        """File stem: eval_<k>shot for the run's own benchmark, eval_on_<benchmark>_<k>shot across domains."""
+        if self.test_benchmark == self.run.benchmark:
+            return f"eval_{self.shot}shot"
+        return f"eval_on_{self.test_benchmark}_{self.shot}shot"
+
+
+def folds_of(config: dict[str, Any], benchmark: str) -> list[str]:
+    if benchmark not in FOLDED:
+        return [NO_FOLD]
+    return [f"fold{k}" for k in config["folds"]]
+
+
+def table_rows(config: dict[str, Any], table: str) -> dict[str, str]:
+    """Row name -> variant of one table, as the config lists them."""
+    return {name: variant_name(row["masking"], row.get("augment", False))
+            for name, row in config["tables"][table]["rows"].items()}
+
+
+def table_runs(config: dict[str, Any], table: str) -> list[Run]:
+    spec = config["tables"][table]
+    return [Run(spec["benchmark"], backbone, variant, fold)
+            for backbone in config["backbones"]
+            for variant in table_rows(config, table).values()
+            for fold in folds_of(config, spec["benchmark"])]
+
+
+def table_evaluations(config: dict[str, Any], table: str) -> list[Evaluation]:
+    spec = config["tables"][table]
+    test_benchmark = spec.get("test_benchmark", spec["benchmark"])
+    return [Evaluation(run, shot, test_benchmark)
+            for run in table_runs(config, table) for shot in config["evaluate"]["shots"]]
+
+
+def training_runs(config: dict[str, Any]) -> list[Run]:
+    """Every run some table needs, each once (Tables 2 and 5 share FM/HM; Table 4 re-uses COCO's)."""
+    return sorted({run for table in config["tables"] for run in table_runs(config, table)})
+
+
+def evaluations(config: dict[str, Any]) -> list[Evaluation]:
+    return sorted({e for table in config["tables"] for e in table_evaluations(config, table)})
+
+
+# ----------------------------------------------------------------------------------------------
+# Paths: one place for every file the workflow reads or writes. `out` is the results folder.
+
+
+def run_dir(out: str, run: Run) -> str:
+    return f"{out}/{run.key}"
+
+
+def evaluation_path(out: str, evaluation: Evaluation) -> str:
+    return f"{run_dir(out, evaluation.run)}/{evaluation.name}.json"
+
+
+def predictions_path(out: str, evaluation: Evaluation) -> str:
+    return f"{run_dir(out, evaluation.run)}/{evaluation.name}_predictions.npz"
+
+
+def state_dir(out: str, run: Run) -> str:
+    """The resumable training state: outside the declared outputs, which Snakemake deletes when a job fails."""
+    return f"{out}/.state/{run.key}"
+
+
+def table_paths(out: str, table: str) -> dict[str, str]:
+    return {ext: f"{out}/tables/{table}.{ext}" for ext in ("csv", "md", "tex", "html")}
+
+
+def weights_path(config: dict[str, Any], backbone: str) -> str:
+    """The frozen backbone's weights file: torchvision's ImageNet file, or one pretrained by the workflow."""
+    weights = config["backbone_weights"]
+    suffix = "imagenet.pth" if weights["source"] == "torchvision" else "synthetic.pt"
+    return f"{weights['dir']}/{backbone}_{suffix}"
+
+
+def used_benchmarks(config: dict[str, Any]) -> list[str]:
+    """Benchmarks some table trains or tests on, in a fixed order."""
+    wanted: set[str] = set()
+    for spec in config["tables"].values():
+        wanted.add(spec["benchmark"])
+        wanted.add(spec.get("test_benchmark", spec["benchmark"]))
+    return [b for b in ("pascal", "coco", "fss") if b in wanted]
+
+
+def summarize(config: dict[str, Any]) -> dict[str, int]:
+    """Job counts of the grid (what the dry run should list)."""
+    evals = evaluations(config)
+    return {"trainings": len(training_runs(config)), "evaluations": len(evals),
+            "cross_domain_evaluations": sum(e.test_benchmark != e.run.benchmark for e in evals)}
+
+
+def unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+# ----------------------------------------------------------------------------------------------
+# Command-line flags of each rule's `python -m hmfs` call, from the config (config -> flags -> dataclass).
+
+
+def prepared_marker(config: dict[str, Any], benchmark: str) -> str:
+    """Written last by `prepare --summary`: the workflow's sign that a benchmark's data is ready."""
+    return f"{config['data']['root']}/{benchmark}.prepared.json"
+
+
+def splits_dir(config: dict[str, Any]) -> str | None:
+    """The split lists: the ones prepare wrote, or None for HSNet's (shipped with hmfs)."""
+    return f"{config['data']['root']}/splits" if config["data"]["splits"] == "prepared" else None
+
+
+def _data_flags(config: dict[str, Any], benchmark: str) -> list[str]:
+    flags = ["--benchmark", benchmark, "--data-root", config["data"]["root"]]
+    if splits_dir(config):
+        flags += ["--splits-dir", splits_dir(config)]
+    return flags
+
+
+def _model_flags(config: dict[str, Any], run: Run) -> list[str]:
+    return ["--backbone", run.backbone, "--masking", run.masking,
+            "--backbone-weights", weights_path(config, run.backbone), "--device", config["device"]]
+
+
+def train_flags(config: dict[str, Any], run: Run) -> list[str]:
+    schedule, train = config["train"][run.benchmark], config["train"]
+    flags = _data_flags(config, run.benchmark) + ["--fold", str(fold_index(run.fold))] + _model_flags(config, run)
+    flags += ["--img-size", str(train["img_size"]), "--batch-size", str(schedule["batch_size"]),
+              "--lr", str(schedule["lr"]), "--epochs", str(schedule["epochs"]), "--seed", str(train["seed"]),
+              "--val-seed", str(train["val_seed"]), "--checkpoint-every", str(train["checkpoint_every"]),
+              "--out", run_dir(config["output_dir"], run), "--state-dir", state_dir(config["output_dir"], run),
+              "--restart-finished"]
+    for key in ("train_episodes", "val_episodes"):
+        if schedule[key] is not None:
+            flags += [f"--{key.replace('_', '-')}", str(schedule[key])]
+    if run.augment:
+        flags.append("--augment")
+    if train["bf16"]:
+        flags.append("--bf16")
+    return flags
+
+
+def evaluation_flags(config: dict[str, Any], evaluation: Evaluation) -> list[str]:
+    run, out, settings = evaluation.run, config["output_dir"], config["evaluate"]
+    flags = _data_flags(config, evaluation.test_benchmark) + ["--fold", str(fold_index(run.fold))]
+    flags += _model_flags(config, run)
+    flags += ["--img-size", str(config["train"]["img_size"]), "--shot", str(evaluation.shot),
+              "--seed", str(settings["seed"]), "--checkpoint", f"{run_dir(out, run)}/best.pt",
+              "--out", evaluation_path(out, evaluation), "--predictions", predictions_path(out, evaluation),
+              "--num-predictions", str(settings["predictions"])]
+    if settings["episodes"][evaluation.test_benchmark] is not None:
+        flags += ["--episodes", str(settings["episodes"][evaluation.test_benchmark])]
+    if evaluation.test_benchmark != run.benchmark:
+        if (run.benchmark, evaluation.test_benchmark) != ("coco", "pascal"):
+            raise ValueError(f"cross-domain evaluation {run.benchmark} -> {evaluation.test_benchmark} is not "
+                             "defined; Table 4 trains on coco and tests on pascal")
+        flags += ["--class-names", *table4_class_names(run.fold)]
+    if settings["bf16"]:
+        flags.append("--bf16")
+    return flags
+
+
+def generate_flags(config: dict[str, Any], benchmark: str) -> list[str]:
+    synthetic = config["data"].get("synthetic")
+    if config["data"]["source"] != "synthetic" or synthetic is None:
+        raise ValueError("data.synthetic is required when data.source is 'synthetic'")
+    return ["--out", config["data"]["raw_dir"], "--benchmark", benchmark, "--seed", str(synthetic["seed"]),
+            "--image-size", str(synthetic["image_size"]), "--pascal-train", str(synthetic["pascal_train"]),
+            "--pascal-val", str(synthetic["pascal_val"]), "--coco-train", str(synthetic["coco_train"]),
+            "--coco-val", str(synthetic["coco_val"]), "--fss-classes", str(synthetic["fss_classes"])]
+
+
+def synthetic_summary(config: dict[str, Any], benchmark: str) -> str:
+    """Written last by `generate`: the raw synthetic benchmark is complete."""
+    return f"{config['data']['raw_dir']}/{benchmark}_summary.json"
+
+
+def prepare_flags(config: dict[str, Any], benchmark: str) -> list[str]:
+    data = config["data"]
+    splits_out = splits_dir(config) or f"{data['root']}/splits"  # HSNet's lists are used; these are kept for reference
+    return ["--benchmark", benchmark, "--raw", data["raw_dir"], "--out", data["root"], "--splits-out", splits_out,
+            "--summary", prepared_marker(config, benchmark)]
+
+
+def pretrain_flags(config: dict[str, Any], backbone: str) -> list[str]:
+    settings = config["backbone_weights"].get("pretrain")
+    if config["backbone_weights"]["source"] != "pretrain" or settings is None:
+        raise ValueError("backbone_weights.pretrain is required when backbone_weights.source is 'pretrain'")
+    flags = ["--backbone", backbone, "--out", weights_path(config, backbone),
+             "--exclude-classes-of", *[synthetic_summary(config, b) for b in ("pascal", "coco", "fss")]]
+    for key, value in settings.items():
+        flags += [f"--{key.replace('_', '-')}", str(value)]
+    return flags
+
+
+def table_flags(config: dict[str, Any], table: str, published: str) -> list[str]:
+    spec = config["tables"][table]
+    flags = ["--table", table, "--results", config["output_dir"], "--benchmark", spec["benchmark"],
+             "--backbones", *config["backbones"], "--folds", *map(str, config["folds"]),
+             "--shots", *map(str, config["evaluate"]["shots"]),
+             "--rows", *[f"{name}={variant}" for name, variant in table_rows(config, table).items()],
+             "--out-prefix", f"{config['output_dir']}/tables/{table}"]
+    if "test_benchmark" in spec:
+        flags += ["--test-benchmark", spec["test_benchmark"]]
+    if config["data"]["source"] == "synthetic":
+        flags.append("--synthetic")
+    else:
+        flags += ["--published", published]
+    return flags
+
+
+def figure_paths(config: dict[str, Any]) -> dict[str, str]:
+    out = config["output_dir"]
+    return {"convergence": f"{out}/figures/fig7_convergence.png", "qualitative": f"{out}/figures/fig5_qualitative.png",
+            "runtime": f"{out}/figures/runtime.png"}
+
+
+def figure_runs(config: dict[str, Any], figure: str) -> list[Run]:
+    """The runs a figure draws from."""
+    spec = config["figures"][figure]
+    folds = folds_of(config, spec["benchmark"])
+    if figure == "qualitative":
+        folds = [fold_name(spec["benchmark"], spec["fold"])]
+        backbones = config["backbones"][:1]
+    else:
+        backbones = config["backbones"]
+    return [Run(spec["benchmark"], b, v, f) for b in backbones for v in spec["variants"].values() for f in folds]
+
+
+def figure_inputs(config: dict[str, Any], figure: str) -> list[str]:
+    out, runs = config["output_dir"], figure_runs(config, figure)
+    if figure == "convergence":
+        return [f"{run_dir(out, run)}/history.jsonl" for run in runs]
+    if figure == "qualitative":
+        return [predictions_path(out, Evaluation(run, 1, run.benchmark)) for run in runs]
+    return [evaluation_path(out, Evaluation(run, shot, run.benchmark))
+            for run in runs for shot in config["evaluate"]["shots"]]
+
+
+def figure_flags(config: dict[str, Any], figure: str) -> list[str]:
+    spec = config["figures"][figure]
+    flags = [figure, "--results", config["output_dir"], "--benchmark", spec["benchmark"],
+             "--variants", *[f"{label}={variant}" for label, variant in spec["variants"].items()],
+             "--out", figure_paths(config)[figure]]
+    if figure == "qualitative":
+        flags += ["--backbone", config["backbones"][0], "--fold", str(spec["fold"]),
+                  "--data-root", config["data"]["root"], "--img-size", str(config["train"]["img_size"]),
+                  "--seed", str(config["evaluate"]["seed"]), "--episodes", str(spec["episodes"])]
+        if splits_dir(config):
+            flags += ["--splits-dir", splits_dir(config)]
+    else:
+        flags += ["--backbones", *config["backbones"], "--folds", *map(str, config["folds"])]
+    if figure == "runtime":
+        flags += ["--shots", *map(str, config["evaluate"]["shots"]), "--claimed-overhead", str(spec["claimed_overhead"])]
+    return flags
+
+
+def check_grid(config: dict[str, Any]) -> None:
+    """Checks the schema cannot express; each error names the key and the fix."""
+    for table, spec in config["tables"].items():
+        if "test_benchmark" in spec and (spec["benchmark"], spec["test_benchmark"]) != ("coco", "pascal"):
+            raise ValueError(f"tables.{table}: test_benchmark {spec['test_benchmark']!r} after training on "
+                             f"{spec['benchmark']!r} is not defined; only coco -> pascal (Table 4) is")
+    for figure, spec in config["figures"].items():
+        if spec["benchmark"] == "fss" and figure == "qualitative" and spec["fold"] != 0:
+            raise ValueError(f"figures.{figure}.fold must be 0 for fss (FSS-1000 has no folds)")
+        trained = set(training_runs(config))
+        missing = [run.key for run in figure_runs(config, figure) if run not in trained]
+        if missing:
+            raise ValueError(f"figures.{figure} draws from runs no table trains ({', '.join(missing[:3])}); "
+                             f"add them to a table's rows or change figures.{figure}.variants")
+    if config["data"]["source"] == "synthetic" and "synthetic" not in config["data"]:
+        raise ValueError("data.synthetic is required when data.source is 'synthetic'")
+    if config["backbone_weights"]["source"] == "pretrain" and "pretrain" not in config["backbone_weights"]:
+        raise ValueError("backbone_weights.pretrain is required when backbone_weights.source is 'pretrain'")

@@ -1,0 +1,47 @@
+"""The synthetic stand-in for ImageNet: classes disjoint from the benchmarks, weights HSNet can load."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hmfs.model.backbone import build_backbone
+from hmfs.pretrain import PretrainConfig, benchmark_looks, pretrain, pretraining_classes, summary_path
+from hmfs.synthetic import generate_fss
+
+
+def test_pretraining_classes_avoid_every_benchmark_look(tmp_path):
+    generate_fss(tmp_path, image_size=48, num_classes=6)
+    excluded = benchmark_looks([tmp_path / "fss_summary.json"])
+    assert len(excluded) == 6
+    classes = pretraining_classes(excluded, 50, seed=0)
+    assert len({c.describe() for c in classes}) == 50
+    assert not {c.describe() for c in classes} & excluded
+    assert pretraining_classes(excluded, 50, seed=0) == classes  # seeded
+    with pytest.raises(ValueError, match="lower --num-classes"):
+        pretraining_classes(excluded, 10_000, seed=0)
+    with pytest.raises(FileNotFoundError, match="hmfs generate"):
+        benchmark_looks([tmp_path / "missing.json"])
+
+
+def test_pretrain_writes_weights_the_frozen_backbone_loads(tmp_path):
+    generate_fss(tmp_path / "raw", image_size=48, num_classes=3)
+    out = tmp_path / "resnet18_synthetic.pt"
+    summary = pretrain(PretrainConfig(backbone="resnet18", out=str(out),
+                                      exclude_summaries=(str(tmp_path / "raw" / "fss_summary.json"),),
+                                      num_classes=4, images_per_class=4, val_images_per_class=2, image_size=32,
+                                      epochs=2, batch_size=8))
+    assert len(summary["history"]) == 2 and 0.0 <= summary["val_accuracy"] <= 1.0
+    assert json.loads(summary_path(out).read_text())["excluded_benchmark_looks"] == 3
+    backbone = build_backbone("resnet18", out)  # the 4-class head is dropped
+    state = torch.load(out, weights_only=True)
+    assert torch.equal(backbone.conv1.weight, state["conv1.weight"]) and state["fc.weight"].shape == (4, 512)
+
+
+def test_bad_config_is_named():
+    with pytest.raises(ValueError, match="unknown backbone 'resnet5'"):
+        PretrainConfig(backbone="resnet5", out="x.pt")
+    with pytest.raises(ValueError, match="image_size 8"):
+        PretrainConfig(backbone="resnet18", out="x.pt", image_size=8)

@@ -1,0 +1,82 @@
+"""Tables 1-5 from evaluation files: the paper's layout, paper numbers and differences, missing runs shown as missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hmfs.cli import main
+from hmfs.grid import Evaluation, Run
+from hmfs.tables import MISSING, build_table, parse_rows
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED = REPO / "hmfs" / "paper" / "published_results.yaml"
+
+
+def write_eval(results: Path, run: Run, shot: int, miou: float, fb_iou: float, test: str | None = None) -> None:
+    path = results / run.key / f"{Evaluation(run, shot, test or run.benchmark).name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"miou": miou, "fb_iou": fb_iou, "timings": {"ms_per_episode": 10.0}}))
+
+
+def table1_args(results: Path, out: Path, *extra: str) -> list[str]:
+    return ["tables", "--table", "table1", "--results", str(results), "--benchmark", "pascal", "--backbones",
+            "resnet50", "--rows", "HSNet=fm", "HSNet*=fm_aug", "HMFS*=hm_aug", "--out-prefix", str(out), *extra]
+
+
+def test_real_table_puts_paper_numbers_and_differences_next_to_reproduced_rows(tmp_path):
+    results = tmp_path / "results"
+    for k, value in enumerate([60.0, 70.0, 61.0, 65.0]):
+        write_eval(results, Run("pascal", "resnet50", "hm_aug", f"fold{k}"), 1, value, 75.0 + k)
+    write_eval(results, Run("pascal", "resnet50", "fm", "fold0"), 1, 64.3, 76.0)  # the other folds missing
+    assert main(table1_args(results, tmp_path / "t1", "--published", str(PUBLISHED))) == 0
+    csv = (tmp_path / "t1.csv").read_text().splitlines()
+    assert csv[0].startswith("backbone,method,source,1shot_fold0,1shot_fold1,1shot_fold2,1shot_fold3,1shot_mIoU,1shot_FB-IoU,5shot_fold0")
+    rows = {(line.split(",")[1], line.split(",")[2]): line.split(",")[3:] for line in csv[1:]}
+    hmfs_mine, hmfs_paper, hmfs_diff = rows[("HMFS*", "reproduced")], rows[("HMFS*", "paper")], rows[("HMFS*", "difference")]
+    assert [float(v) for v in hmfs_mine[:6]] == [60.0, 70.0, 61.0, 65.0, 64.0, 76.5]
+    assert [float(v) for v in hmfs_paper[:6]] == [69.0, 70.9, 59.3, 61.0, 65.0, 76.5]
+    assert float(hmfs_diff[0]) == pytest.approx(-9.0) and float(hmfs_diff[4]) == pytest.approx(-1.0)
+    assert hmfs_mine[6:] == [""] * 6  # 5-shot not evaluated: empty, not zero
+    hsnet = rows[("HSNet", "reproduced")]
+    assert float(hsnet[0]) == 64.3 and hsnet[1:6] == [""] * 5  # mean needs every fold
+    assert ("PFENet", "literature") in rows and ("CyCTR", "literature") in rows
+    md = (tmp_path / "t1.md").read_text()
+    assert f"| resnet50 | HSNet (reproduced) | 64.3 | {MISSING} |" in md
+    assert "printed mean 64.3 differs from the average of its printed folds (64.05)" in md  # HSNet*, flagged
+    assert "Made from 5 of 24 evaluation files" in md
+    tex = (tmp_path / "t1.tex").read_text()
+    assert "\\begin{tabular}" in tex and "HMFS$^*$ (reproduced)" in tex and " -9.0 " in tex
+    assert "<table>" in (tmp_path / "t1.html").read_text()
+
+
+def test_synthetic_table_shows_only_reproduced_rows_and_says_so(tmp_path):
+    results = tmp_path / "results"
+    for variant in ("fm", "hm"):
+        for shot in (1, 5):
+            write_eval(results, Run("fss", "resnet18", variant, "all"), shot, 50.0 + shot, 70.0)
+    assert main(["tables", "--table", "table3", "--results", str(results), "--benchmark", "fss", "--backbones",
+                 "resnet18", "--rows", "HSNet=fm", "HMFS=hm", "--synthetic", "--out-prefix", str(tmp_path / "t3")]) == 0
+    md = (tmp_path / "t3.md").read_text()
+    assert "synthetic benchmark" in md and "not comparable to the paper" in md
+    assert "| resnet18 | HSNet (reproduced) | 51.0 | 55.0 |" in md
+    assert "paper" not in md.split("\n\n")[1].lower() and "FSOT" not in md
+
+
+def test_table4_reads_the_cross_domain_files(tmp_path):
+    results = tmp_path / "results"
+    for k in range(4):
+        write_eval(results, Run("coco", "resnet50", "hm", f"fold{k}"), 1, 40.0 + k, 60.0, test="pascal")
+        write_eval(results, Run("coco", "resnet50", "hm", f"fold{k}"), 1, 99.0, 99.0)  # COCO's own: not used
+    rows, used = build_table("table4", results, "coco", "pascal", ["resnet50"], [f"fold{k}" for k in range(4)],
+                             [1], parse_rows(["HMFS=hm"]), None)
+    assert rows[0].values[1] == [40.0, 41.0, 42.0, 43.0, 41.5] and len(used) == 4
+
+
+def test_bad_arguments_are_named(tmp_path, capsys):
+    assert main(table1_args(tmp_path, tmp_path / "t", "--published", str(tmp_path / "nope.yaml"))) == 2
+    assert "published results not found" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="NAME=VARIANT"):
+        parse_rows(["HSNet"])

@@ -1,0 +1,49 @@
+# Shared wiring: the grid and every path come from hmfs.grid (tested Python); this file only binds them.
+
+import shlex
+import sys
+
+sys.path.insert(0, workflow.basedir)  # the hmfs package beside the Snakefile
+
+from hmfs import grid
+
+grid.check_grid(config)
+
+OUT = config["output_dir"]
+RUNS = grid.training_runs(config)
+EVALUATIONS = grid.evaluations(config)
+PUBLISHED = f"{workflow.basedir}/hmfs/paper/published_results.yaml"
+FIGURES = grid.figure_paths(config)
+HMFS = "python -m hmfs"  # the environment's interpreter (envs/hmfs.yaml, or the venv snakemake runs in)
+
+
+wildcard_constraints:
+    benchmark="pascal|coco|fss",
+    test_benchmark="pascal|coco|fss",
+    backbone="resnet18|resnet34|resnet50|resnet101",
+    variant="(fm|im|hm)(_aug)?",
+    fold="fold[0-3]|all",
+    shot="[0-9]+",
+    table="table[1-5]",
+
+
+def flags(arguments):
+    """A list of command-line arguments as one shell-quoted string."""
+    return " ".join(shlex.quote(str(a)) for a in arguments)
+
+
+def job(name, key):
+    """A rule's `threads`/`resources` value from config["resources"][name]."""
+    return config["resources"][name][key]
+
+
+def run_of(wildcards):
+    return grid.Run(wildcards.benchmark, wildcards.backbone, wildcards.variant, wildcards.fold)
+
+
+def get_final_outputs():
+    outputs = [grid.evaluation_path(OUT, e) for e in EVALUATIONS]
+    outputs += [path for table in config["tables"] for path in grid.table_paths(OUT, table).values()]
+    outputs += list(FIGURES.values())
+    outputs.append("report.html")
+    return outputs
