@@ -1,9 +1,13 @@
-# Set-up and test entry points; `make test` is what CI runs (.ci/run).
+# Set-up, pipeline and test entry points; `make test` is what CI runs (.ci/run).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Rules call `python -m hmfs` and `snakemake`: the venv's, first on PATH.
+SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
+CORES ?= all
+CONFIG ?= workflow/config.synthetic.yaml
 
-.PHONY: venv test bench clean-venv
+.PHONY: venv test synthetic fold report bench clean-venv
 
 # The virtual environment, re-made when requirements.txt or pyproject.toml change.
 $(BIN)/.installed: requirements.txt pyproject.toml
@@ -16,6 +20,21 @@ venv: $(BIN)/.installed
 
 test: venv
 	$(BIN)/python -m pytest -q --durations=10
+
+# The whole pipeline on the embedded synthetic benchmark: data, pretraining, training, evaluation,
+# Tables 1-5, figures and report.html.
+synthetic: venv
+	$(SNAKEMAKE) --configfile $(CONFIG) --cores $(CORES)
+
+# One run again (training, its evaluations, then the tables, figures and report that read them):
+#   make fold RUN=coco/resnet18/hm/fold1 [CONFIG=config.yaml]
+fold: venv
+	@test -n "$(RUN)" || { echo "usage: make fold RUN=<benchmark>/<backbone>/<variant>/<fold> [CONFIG=...]"; exit 2; }
+	$(SNAKEMAKE) --configfile $(CONFIG) --cores $(CORES) --forcerun \
+		$$($(BIN)/python -c "import yaml,sys; print(yaml.safe_load(open('$(CONFIG)'))['output_dir'])")/$(RUN)/best.pt
+
+report: venv
+	$(SNAKEMAKE) --configfile $(CONFIG) report.html
 
 bench: venv
 	$(BIN)/python -m hmfs bench --backbone resnet50 --masking hm --img-size 400

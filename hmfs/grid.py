@@ -225,7 +225,8 @@ def evaluation_flags(config: dict[str, Any], evaluation: Evaluation) -> list[str
     flags = _data_flags(config, evaluation.test_benchmark) + ["--fold", str(fold_index(run.fold))]
     flags += _model_flags(config, run)
     flags += ["--img-size", str(config["train"]["img_size"]), "--shot", str(evaluation.shot),
-              "--seed", str(settings["seed"]), "--checkpoint", f"{run_dir(out, run)}/best.pt",
+              "--seed", str(settings["seed"]), "--batch-size", str(settings["batch_size"]),
+              "--checkpoint", f"{run_dir(out, run)}/best.pt",
               "--out", evaluation_path(out, evaluation), "--predictions", predictions_path(out, evaluation),
               "--num-predictions", str(settings["predictions"])]
     if settings["episodes"][evaluation.test_benchmark] is not None:

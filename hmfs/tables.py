@@ -240,6 +240,9 @@ def make_tables(args: argparse.Namespace) -> dict[str, str]:
                      "backbones; they are not comparable to the paper's, so no paper numbers are shown.")
     else:
         notes.append("Bold rows: reproduced by this pipeline; '(paper)' rows and literature rows as the paper prints them.")
+    if len(folds) not in (1, 4):
+        notes.append(f"Only folds {', '.join(f[len('fold'):] for f in folds)} were run; mIoU and FB-IoU are their means "
+                     "(the paper averages all four).")
     expected = sum(len(folds) * len(args.shots) for _ in args.backbones for _ in args.rows)
     notes.append(f"Made from {len(used)} of {expected} evaluation files; {MISSING} marks a run without one.")
     texts = render(args.table, rows, folds, args.shots, title, notes)

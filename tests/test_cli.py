@@ -6,7 +6,7 @@ import pytest
 
 from hmfs.cli import build_parser, main
 
-COMMANDS = ("generate", "prepare", "convert-splits", "train", "evaluate", "bench")
+COMMANDS = ("generate", "prepare", "convert-splits", "pretrain", "train", "evaluate", "bench", "fetch-weights", "tables", "figures")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -28,3 +28,14 @@ def test_unknown_command_is_an_error(capsys):
         main(["fly"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'fly'" in capsys.readouterr().err
+
+
+def test_commands_without_torch_do_not_import_it():
+    # tables and figures run in every workflow refresh: they must start fast, without torch.
+    import subprocess
+    import sys
+
+    code = ("import sys; from hmfs.cli import build_parser; build_parser(['tables']); build_parser(['figures']); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -48,11 +48,11 @@ def test_runtime_reports_the_hm_overhead(tmp_path):
     assert out.is_file()
 
 
-def test_qualitative_needs_the_prediction_files(tmp_path, capsys):
+def test_qualitative_needs_the_prediction_files(tmp_path, caplog):
     assert main(["figures", "qualitative", "--results", str(tmp_path), "--benchmark", "coco", "--backbone", "resnet18",
                  "--variants", "FM=fm", "--data-root", str(tmp_path), "--img-size", "64", "--out",
                  str(tmp_path / "q.png")]) == 2
-    assert "predictions not found" in capsys.readouterr().err
+    assert "predictions not found" in caplog.text
 
 
 @pytest.mark.parametrize("figure", ["convergence", "runtime", "qualitative"])

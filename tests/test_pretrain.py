@@ -27,14 +27,14 @@ def test_pretraining_classes_avoid_every_benchmark_look(tmp_path):
 
 
 def test_pretrain_writes_weights_the_frozen_backbone_loads(tmp_path):
-    generate_fss(tmp_path / "raw", image_size=48, num_classes=3)
+    generate_fss(tmp_path / "raw", image_size=48, num_classes=5)
     out = tmp_path / "resnet18_synthetic.pt"
     summary = pretrain(PretrainConfig(backbone="resnet18", out=str(out),
                                       exclude_summaries=(str(tmp_path / "raw" / "fss_summary.json"),),
                                       num_classes=4, images_per_class=4, val_images_per_class=2, image_size=32,
                                       epochs=2, batch_size=8))
     assert len(summary["history"]) == 2 and 0.0 <= summary["val_accuracy"] <= 1.0
-    assert json.loads(summary_path(out).read_text())["excluded_benchmark_looks"] == 3
+    assert json.loads(summary_path(out).read_text())["excluded_benchmark_looks"] == 5
     backbone = build_backbone("resnet18", out)  # the 4-class head is dropped
     state = torch.load(out, weights_only=True)
     assert torch.equal(backbone.conv1.weight, state["conv1.weight"]) and state["fc.weight"].shape == (4, 512)

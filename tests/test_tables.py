@@ -75,8 +75,8 @@ def test_table4_reads_the_cross_domain_files(tmp_path):
     assert rows[0].values[1] == [40.0, 41.0, 42.0, 43.0, 41.5] and len(used) == 4
 
 
-def test_bad_arguments_are_named(tmp_path, capsys):
+def test_bad_arguments_are_named(tmp_path, caplog):
     assert main(table1_args(tmp_path, tmp_path / "t", "--published", str(tmp_path / "nope.yaml"))) == 2
-    assert "published results not found" in capsys.readouterr().err
+    assert "published results not found" in caplog.text
     with pytest.raises(ValueError, match="NAME=VARIANT"):
         parse_rows(["HSNet"])

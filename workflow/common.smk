@@ -14,7 +14,6 @@ RUNS = grid.training_runs(config)
 EVALUATIONS = grid.evaluations(config)
 PUBLISHED = f"{workflow.basedir}/hmfs/paper/published_results.yaml"
 FIGURES = grid.figure_paths(config)
-HMFS = "python -m hmfs"  # the environment's interpreter (envs/hmfs.yaml, or the venv snakemake runs in)
 
 
 wildcard_constraints:
@@ -47,3 +46,31 @@ def get_final_outputs():
     outputs += list(FIGURES.values())
     outputs.append("report.html")
     return outputs
+
+
+def get_raw_input(wildcards):
+    """The synthetic summary; real downloads are not declared (prepare checks them and names what is missing)."""
+    if config["data"]["source"] == "synthetic":
+        return [grid.synthetic_summary(config, wildcards.benchmark)]
+    return []
+
+
+def get_evaluation_input(wildcards, test_benchmark):
+    run = run_of(wildcards)
+    return {
+        "checkpoint": f"{grid.run_dir(OUT, run)}/best.pt",
+        "data": grid.prepared_marker(config, test_benchmark),
+        "weights": grid.weights_path(config, run.backbone),
+    }
+
+
+def get_table_input(wildcards):
+    return {
+        "evaluations": [grid.evaluation_path(OUT, e) for e in grid.table_evaluations(config, wildcards.table)],
+        "code": f"{workflow.basedir}/hmfs/tables.py",
+    }
+
+
+def get_report_input(wildcards):
+    tables = [grid.table_paths(OUT, table)["html"] for table in config["tables"]]
+    return tables + list(FIGURES.values())

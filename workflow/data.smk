@@ -18,14 +18,7 @@ rule generate_synthetic:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "{HMFS} generate {params.flags} > {log} 2>&1"
-
-
-def get_raw_input(wildcards):
-    """The synthetic summary; real downloads are not declared (prepare checks them and names what is missing)."""
-    if config["data"]["source"] == "synthetic":
-        return [grid.synthetic_summary(config, wildcards.benchmark)]
-    return []
+        "python -m hmfs generate {params.flags} > {log} 2>&1"
 
 
 rule prepare_data:
@@ -46,7 +39,7 @@ rule prepare_data:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "{HMFS} prepare {params.flags} > {log} 2>&1"
+        "python -m hmfs prepare {params.flags} > {log} 2>&1"
 
 
 rule fetch_backbone_weights:
@@ -57,7 +50,7 @@ rule fetch_backbone_weights:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "{HMFS} fetch-weights --backbone {wildcards.backbone} --out {output.weights} > {log} 2>&1"
+        "python -m hmfs fetch-weights --backbone {wildcards.backbone} --out {output.weights} > {log} 2>&1"
 
 
 rule pretrain_backbone:
@@ -82,4 +75,4 @@ rule pretrain_backbone:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "{HMFS} --threads {threads} pretrain {params.flags} > {log} 2>&1"
+        "python -m hmfs --threads {threads} pretrain {params.flags} > {log} 2>&1"

@@ -2,15 +2,6 @@
 # the same 1-shot model), and Table 4's COCO -> PASCAL evaluations on the classes RePRI's protocol keeps.
 
 
-def get_evaluation_input(wildcards, test_benchmark):
-    run = run_of(wildcards)
-    return {
-        "checkpoint": f"{grid.run_dir(OUT, run)}/best.pt",
-        "data": grid.prepared_marker(config, test_benchmark),
-        "weights": grid.weights_path(config, run.backbone),
-    }
-
-
 rule evaluate_model:
     input:
         unpack(lambda wildcards: get_evaluation_input(wildcards, wildcards.benchmark)),
@@ -35,7 +26,7 @@ rule evaluate_model:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "{HMFS} --threads {threads} evaluate {params.flags} > {log} 2>&1"
+        "python -m hmfs --threads {threads} evaluate {params.flags} > {log} 2>&1"
 
 
 rule evaluate_cross_domain:
@@ -62,4 +53,4 @@ rule evaluate_cross_domain:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "{HMFS} --threads {threads} evaluate {params.flags} > {log} 2>&1"
+        "python -m hmfs --threads {threads} evaluate {params.flags} > {log} 2>&1"

@@ -19,7 +19,7 @@ rule plot_convergence:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "{HMFS} figures {params.flags} > {log} 2>&1"
+        "python -m hmfs figures {params.flags} > {log} 2>&1"
 
 
 rule plot_qualitative:
@@ -38,7 +38,7 @@ rule plot_qualitative:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "{HMFS} figures {params.flags} > {log} 2>&1"
+        "python -m hmfs figures {params.flags} > {log} 2>&1"
 
 
 rule plot_runtime:
@@ -56,4 +56,4 @@ rule plot_runtime:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "{HMFS} figures {params.flags} > {log} 2>&1"
+        "python -m hmfs figures {params.flags} > {log} 2>&1"

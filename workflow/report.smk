@@ -2,11 +2,6 @@
 # with its caption), built by a nested `snakemake --report` over exactly those files.
 
 
-def get_report_input(wildcards):
-    tables = [grid.table_paths(OUT, table)["html"] for table in config["tables"]]
-    return tables + list(FIGURES.values())
-
-
 rule report_html:
     input:
         get_report_input,

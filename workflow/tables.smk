@@ -2,13 +2,6 @@
 # for real benchmarks). hmfs/tables.py is an input: changing the table code re-runs only the tables.
 
 
-def get_table_input(wildcards):
-    return {
-        "evaluations": [grid.evaluation_path(OUT, e) for e in grid.table_evaluations(config, wildcards.table)],
-        "code": f"{workflow.basedir}/hmfs/tables.py",
-    }
-
-
 rule make_table:
     input:
         unpack(get_table_input),
@@ -29,4 +22,4 @@ rule make_table:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "{HMFS} tables {params.flags} > {log} 2>&1"
+        "python -m hmfs tables {params.flags} > {log} 2>&1"

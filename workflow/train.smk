@@ -26,4 +26,4 @@ rule train_model:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "{HMFS} --threads {threads} train {params.flags} > {log} 2>&1"
+        "python -m hmfs --threads {threads} train {params.flags} > {log} 2>&1"

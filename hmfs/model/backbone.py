@@ -104,7 +104,10 @@ def build_backbone(
                     state = state[key]
         else:
             state = weights
-        missing, unexpected = backbone.load_state_dict(_clean_state_dict(state), strict=False)
+        try:
+            missing, unexpected = backbone.load_state_dict(_clean_state_dict(state), strict=False)
+        except RuntimeError as error:  # tensors of another shape: another architecture
+            raise ValueError(f"weights do not fit {name}: {str(error).splitlines()[1].strip()} (is it a {name} state dict?)") from error
         if missing or unexpected:
             raise ValueError(
                 f"weights do not fit {name}: missing {sorted(missing)[:5]}, unexpected "

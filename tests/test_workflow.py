@@ -1,0 +1,162 @@
+"""The Snakemake workflow as a workflow: dry runs of both configs, lint, schema errors, and a real run of a
+reduced synthetic grid (tables, figures, report), which a second run leaves alone."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hmfs import grid
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "hmfs", "report", "envs", "profiles")
+
+
+def snakemake(cwd: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`snakemake ARGS` in `cwd`, with this interpreter's environment first on PATH (rules call `python`)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a snakemake run or dry run."""
+    table = output[output.index("Job stats:"):]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    """A copy of the workflow (so tests can touch its files) without any results."""
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, tmp_path / name)
+    return tmp_path
+
+
+def test_dry_run_lists_the_papers_full_grid(workdir):
+    counts = job_counts(snakemake(workdir, "-n", "--configfile", "config.yaml").stdout)
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert counts["train_model"] == len(grid.training_runs(config)) == 52
+    assert counts["evaluate_model"] == 104 and counts["evaluate_cross_domain"] == 32
+    assert counts["make_table"] == 5 and counts["report_html"] == 1
+    assert counts["fetch_backbone_weights"] == 2 and counts["prepare_data"] == 3
+    assert counts["plot_convergence"] == counts["plot_qualitative"] == counts["plot_runtime"] == 1
+
+
+def test_dry_run_of_the_synthetic_config(workdir):
+    counts = job_counts(snakemake(workdir, "-n", "--configfile", "workflow/config.synthetic.yaml").stdout)
+    config = yaml.safe_load((REPO / "workflow" / "config.synthetic.yaml").read_text())
+    summary = grid.summarize(config)
+    assert counts["train_model"] == summary["trainings"]
+    assert counts["evaluate_model"] + counts["evaluate_cross_domain"] == summary["evaluations"]
+    assert counts["generate_synthetic"] == 3 and counts["pretrain_backbone"] == len(config["backbones"])
+
+
+def test_lint_is_clean(workdir):
+    result = snakemake(workdir, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda c: c.update(backbone=["resnet50"]), "'backbone' was unexpected"),
+    (lambda c: c.update(backbones=["resnet51"]), "resnet51"),
+    (lambda c: c.update(folds="0"), "folds"),
+    (lambda c: c["tables"]["table1"]["rows"]["HSNet"].update(masking="xm"), "xm"),
+    (lambda c: c["train"]["pascal"].update(lr="fast"), "lr"),
+    (lambda c: c["evaluate"].update(shots=[0]), "shots"),
+])
+def test_schema_rejects_bad_configs_naming_the_key(change, named):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    validate(copy.deepcopy(config), str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    change(config)
+    with pytest.raises(WorkflowError, match=re.escape(named)):
+        validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+def test_bad_config_stops_snakemake_before_any_job(workdir):
+    (workdir / "bad.yaml").write_text("backbones: [resnet50, vgg16]\n")
+    result = snakemake(workdir, "-n", "--configfile", "bad.yaml", check=False)
+    assert result.returncode != 0
+    assert "vgg16" in result.stdout + result.stderr and "backbones" in result.stdout + result.stderr
+
+
+def tiny_config(workdir: Path) -> Path:
+    """The synthetic config cut to fold 0, tiny images and a few episodes."""
+    config = yaml.safe_load((REPO / "workflow" / "config.synthetic.yaml").read_text())
+    config["output_dir"] = "out"
+    config["data"].update(raw_dir="out/raw", root="out/data")
+    config["data"]["synthetic"].update(image_size=64, pascal_train=4, pascal_val=6, coco_train=100, coco_val=100,
+                                       fss_classes=10)
+    config["backbone_weights"].update(dir="out/weights")
+    config["backbone_weights"]["pretrain"].update(num_classes=4, images_per_class=4, val_images_per_class=2,
+                                                  image_size=32, epochs=1, batch_size=8)
+    config["folds"] = [0]
+    config["train"]["img_size"] = 64
+    for benchmark in ("pascal", "coco", "fss"):
+        config["train"][benchmark] = {"batch_size": 4, "lr": 0.002, "epochs": 2, "train_episodes": 8, "val_episodes": 4}
+    config["evaluate"].update(episodes={"pascal": 4, "coco": 4, "fss": 6}, batch_size=4, predictions=2)
+    config["figures"]["qualitative"]["episodes"] = 2
+    path = workdir / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_tiny_synthetic_pipeline_end_to_end(workdir):
+    tiny = tiny_config(workdir)
+    began = time.monotonic()
+    run = snakemake(workdir, "--configfile", tiny.name, "--cores", "2")
+    counts = job_counts(run.stdout + run.stderr)
+    assert counts["train_model"] == 8 and counts["make_table"] == 5, counts
+    out = workdir / "out"
+    for table in grid.TABLES:
+        for ext in ("csv", "md", "tex", "html"):
+            assert (out / "tables" / f"{table}.{ext}").stat().st_size > 0
+        md = (out / "tables" / f"{table}.md").read_text()
+        assert "synthetic benchmark" in md and "(reproduced)" in md and "Made from" in md
+    assert "Made from 4 of 4 evaluation files" in (out / "tables" / "table4.md").read_text()  # {fm, hm} x {1, 5}-shot
+    for figure in ("fig7_convergence", "fig5_qualitative", "runtime"):
+        assert (out / "figures" / f"{figure}.png").stat().st_size > 1000
+    report = (workdir / "report.html").read_text(errors="replace")
+    assert len(report) > 100_000 and "table1" in report and "fig7_convergence.png" in report
+    result = yaml.safe_load((out / "coco" / "resnet18" / "hm" / "fold0" / "eval_on_pascal_5shot.json").read_text())
+    assert result["shot"] == 5 and sorted(result["class_ids"]) == [0, 3, 8, 10, 11, 14]  # Table 4, fold 0
+    assert time.monotonic() - began < 600
+
+    # A second run has nothing to do.
+    again = snakemake(workdir, "--configfile", tiny.name, "--cores", "2")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    # Restyling a plot (a change to the plotting code) re-runs the plots and the report, nothing else.
+    # (Snakemake compares checksums: a bare `touch` of the code changes nothing.)
+    code = workdir / "hmfs" / "figures.py"
+    code.write_text(code.read_text().replace("DPI = 110", "DPI = 100"))
+    rerun = snakemake(workdir, "--configfile", tiny.name, "--cores", "2")
+    counts = job_counts(rerun.stdout + rerun.stderr)
+    assert set(counts) == {"plot_convergence", "plot_qualitative", "plot_runtime", "report_html", "all"}, counts
+
+    # One fold again: its training, its evaluations, and the tables / figures / report that read them.
+    counts = job_counts(snakemake(workdir, "-n", "--configfile", tiny.name,
+                                  "--forcerun", "out/coco/resnet18/hm/fold0/best.pt").stdout)
+    assert counts == {"train_model": 1, "evaluate_model": 2, "evaluate_cross_domain": 2, "make_table": 3,
+                      "plot_convergence": 1, "plot_qualitative": 1, "plot_runtime": 1, "report_html": 1, "all": 1}, counts
