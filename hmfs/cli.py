@@ -35,7 +35,7 @@ def _requested_command(argv: list[str]) -> str | None:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hmfs", description=__doc__)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--threads", type=int, default=0,
+    parser.add_argument("--threads", dest="torch_threads", type=int, default=0,
                         help="CPU threads for torch (0: torch's default); workflow rules pass their `threads`")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     requested = _requested_command(argv or [])
@@ -53,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if args.threads < 0:
-        logging.getLogger("hmfs").error("--threads must be >= 0, got %d", args.threads)
+    if args.torch_threads < 0:
+        logging.getLogger("hmfs").error("--threads must be >= 0, got %d", args.torch_threads)
         return 2
-    if args.threads:
+    if args.torch_threads:
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.torch_threads)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as error:
