@@ -160,3 +160,20 @@ def test_tiny_synthetic_pipeline_end_to_end(workdir):
                                   "--forcerun", "out/coco/resnet18/hm/fold0/best.pt").stdout)
     assert counts == {"train_model": 1, "evaluate_model": 2, "evaluate_cross_domain": 2, "make_table": 3,
                       "plot_convergence": 1, "plot_qualitative": 1, "plot_runtime": 1, "report_html": 1, "all": 1}, counts
+
+
+def test_conda_env_pins_equal_requirements():
+    def pins(lines):
+        return dict(line.split("==", 1) for line in lines if "==" in line)
+
+    required = pins(line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines())
+    env = yaml.safe_load((REPO / "envs" / "hmfs.yaml").read_text())
+    pip = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+    declared = pins(pip)
+    assert declared  # the env pins something
+    for name, version in declared.items():
+        assert required.get(name) == version, f"envs/hmfs.yaml pins {name}=={version}, requirements.txt {required.get(name)}"
+    missing = set(required) - set(declared) - {"pytest", "snakemake-executor-plugin-slurm"}  # test / submit-side only
+    assert not missing, f"requirements.txt pins {sorted(missing)} that envs/hmfs.yaml lacks"
+    python = next(item for item in env["dependencies"] if isinstance(item, str) and item.startswith("python="))
+    assert python == "python=3.11"
