@@ -80,3 +80,28 @@ def test_bad_arguments_are_named(tmp_path, caplog):
     assert "published results not found" in caplog.text
     with pytest.raises(ValueError, match="NAME=VARIANT"):
         parse_rows(["HSNet"])
+
+
+def test_real_table3_and_table4_use_the_papers_columns(tmp_path):
+    results = tmp_path / "results"
+    for shot, value in ((1, 86.0), (5, 88.0)):
+        write_eval(results, Run("fss", "resnet50", "hm", "all"), shot, value, 90.0)
+    assert main(["tables", "--table", "table3", "--results", str(results), "--benchmark", "fss", "--backbones",
+                 "resnet50", "--rows", "HSNet=fm", "HMFS=hm", "--published", str(PUBLISHED),
+                 "--out-prefix", str(tmp_path / "t3")]) == 0
+    rows = {tuple(line.split(",")[1:3]): line.split(",")[3:] for line in (tmp_path / "t3.csv").read_text().splitlines()[1:]}
+    assert rows[("HMFS", "reproduced")] == ["86.0000", "88.0000"] and rows[("HMFS", "paper")] == ["87.1000", "88.0000"]
+    assert float(rows[("HMFS", "difference")][0]) == pytest.approx(-1.1) and rows[("HSNet", "reproduced")] == ["", ""]
+    assert rows[("FSOT", "literature")] == ["82.5000", "83.8000"]
+
+    for k in range(4):
+        write_eval(results, Run("coco", "resnet50", "fm", f"fold{k}"), 1, 50.0, 60.0, test="pascal")
+    assert main(["tables", "--table", "table4", "--results", str(results), "--benchmark", "coco", "--test-benchmark",
+                 "pascal", "--backbones", "resnet50", "--shots", "1", "--rows", "HSNet=fm", "--published", str(PUBLISHED),
+                 "--out-prefix", str(tmp_path / "t4")]) == 0
+    header, *lines = (tmp_path / "t4.csv").read_text().splitlines()
+    assert header == "backbone,method,source,1shot_fold0,1shot_fold1,1shot_fold2,1shot_fold3,1shot_mIoU"
+    rows = {tuple(line.split(",")[1:3]): line.split(",")[3:] for line in lines}
+    assert rows[("HSNet", "paper")] == ["45.4000", "61.2000", "63.4000", "75.9000", "61.6000"]
+    assert float(rows[("HSNet", "difference")][4]) == pytest.approx(50.0 - 61.6)
+    assert "printed mean 61.6 differs" in (tmp_path / "t4.md").read_text()  # table4 resnet50 HSNet, flagged
