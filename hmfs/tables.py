@@ -239,7 +239,8 @@ def make_tables(args: argparse.Namespace) -> dict[str, str]:
         notes.append("Synthetic benchmark: these numbers come from the embedded synthetic data and small "
                      "backbones; they are not comparable to the paper's, so no paper numbers are shown.")
     else:
-        notes.append("Bold rows: reproduced by this pipeline; '(paper)' rows and literature rows as the paper prints them.")
+        notes.append("'(reproduced)' rows come from this pipeline's evaluation files (bold in the HTML); '(paper)' rows and "
+                     "literature rows are as the paper prints them; '(reproduced − paper)' is their difference.")
     if len(folds) not in (1, 4):
         notes.append(f"Only folds {', '.join(f[len('fold'):] for f in folds)} were run; mIoU and FB-IoU are their means "
                      "(the paper averages all four).")

@@ -10,7 +10,6 @@ from hmfs import grid
 grid.check_grid(config)
 
 OUT = config["output_dir"]
-RUNS = grid.training_runs(config)
 EVALUATIONS = grid.evaluations(config)
 PUBLISHED = f"{workflow.basedir}/hmfs/paper/published_results.yaml"
 FIGURES = grid.figure_paths(config)
