@@ -71,5 +71,5 @@ def get_table_input(wildcards):
 
 
 def get_report_input(wildcards):
-    tables = [grid.table_paths(OUT, table)["html"] for table in config["tables"]]
+    tables = [path for table in config["tables"] for path in grid.table_paths(OUT, table).values()]
     return tables + list(FIGURES.values())

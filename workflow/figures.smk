@@ -10,7 +10,7 @@ rule plot_convergence:
         code=FIGURE_CODE,
     output:
         png=report(FIGURES["convergence"], caption="../report/fig7_convergence.rst", category="Figures",
-                   labels={"figure": "Fig. 7: convergence"}),
+                   subcategory="Fig. 7: convergence", labels={"figure": "Fig. 7: convergence"}),
         numbers=FIGURES["convergence"].replace(".png", ".json"),
     params:
         flags=flags(grid.figure_flags(config, "convergence")),
@@ -29,7 +29,7 @@ rule plot_qualitative:
         code=FIGURE_CODE,
     output:
         png=report(FIGURES["qualitative"], caption="../report/fig5_qualitative.rst", category="Figures",
-                   labels={"figure": "Fig. 5: qualitative"}),
+                   subcategory="Fig. 5: qualitative", labels={"figure": "Fig. 5: qualitative"}),
         numbers=FIGURES["qualitative"].replace(".png", ".json"),
     params:
         flags=flags(grid.figure_flags(config, "qualitative")),
@@ -47,7 +47,7 @@ rule plot_runtime:
         code=FIGURE_CODE,
     output:
         png=report(FIGURES["runtime"], caption="../report/runtime.rst", category="Figures",
-                   labels={"figure": "Runtime by masking"}),
+                   subcategory="Runtime by masking", labels={"figure": "Runtime by masking"}),
         numbers=FIGURES["runtime"].replace(".png", ".json"),
     params:
         flags=flags(grid.figure_flags(config, "runtime")),

@@ -6,15 +6,14 @@ rule make_table:
     input:
         unpack(get_table_input),
     output:
-        csv=f"{OUT}/tables/{{table}}.csv",
-        md=f"{OUT}/tables/{{table}}.md",
-        tex=f"{OUT}/tables/{{table}}.tex",
-        html=report(
-            f"{OUT}/tables/{{table}}.html",
-            caption="../report/table.rst",
-            category="Tables",
-            labels={"table": "{table}"},
-        ),
+        csv=report(f"{OUT}/tables/{{table}}.csv", caption="../report/table.rst", category="Tables",
+                   subcategory="{table}", labels={"table": "{table}", "format": "CSV"}),
+        md=report(f"{OUT}/tables/{{table}}.md", caption="../report/table.rst", category="Tables",
+                  subcategory="{table}", labels={"table": "{table}", "format": "Markdown"}),
+        tex=report(f"{OUT}/tables/{{table}}.tex", caption="../report/table.rst", category="Tables",
+                   subcategory="{table}", labels={"table": "{table}", "format": "LaTeX"}),
+        html=report(f"{OUT}/tables/{{table}}.html", caption="../report/table.rst", category="Tables",
+                    subcategory="{table}", labels={"table": "{table}", "format": "HTML (shown)"}),
     params:
         flags=lambda wildcards: flags(grid.table_flags(config, wildcards.table, PUBLISHED)),
     log:
