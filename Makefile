@@ -26,12 +26,14 @@ test: venv
 synthetic: venv
 	$(SNAKEMAKE) --configfile $(CONFIG) --cores $(CORES)
 
-# One run again (training, its evaluations, then the tables, figures and report that read them):
+# One run again from scratch (its saved training state is deleted), then its evaluations and the
+# tables, figures and report that read them:
 #   make fold RUN=coco/resnet18/hm/fold1 [CONFIG=config.yaml]
 fold: venv
 	@test -n "$(RUN)" || { echo "usage: make fold RUN=<benchmark>/<backbone>/<variant>/<fold> [CONFIG=...]"; exit 2; }
-	$(SNAKEMAKE) --configfile $(CONFIG) --cores $(CORES) --forcerun \
-		$$($(BIN)/python -c "import yaml,sys; print(yaml.safe_load(open('$(CONFIG)'))['output_dir'])")/$(RUN)/best.pt
+	out=$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('$(CONFIG)'))['output_dir'])") && \
+	rm -rf "$$out/.state/$(RUN)" && \
+	$(SNAKEMAKE) --configfile $(CONFIG) --cores $(CORES) --forcerun "$$out/$(RUN)/best.pt"
 
 report: venv
 	$(SNAKEMAKE) --configfile $(CONFIG) report.html

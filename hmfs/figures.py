@@ -128,16 +128,18 @@ def plot_runtime(results: Path, benchmark: str, backbones: list[str], folds: lis
 
 def plot_qualitative(results: Path, benchmark: str, backbone: str, fold: int, variants: list[str],
                      data_root: Path, splits_dir: Path | None, img_size: int, seed: int, num_episodes: int,
-                     out: Path) -> dict:
+                     out: Path, evaluation_episodes: int | None = None) -> dict:
     """Fig. 5 style: support (with mask), query (with ground truth), then each masking's prediction,
-    for the first `num_episodes` test episodes that every variant kept (same seed: same episodes)."""
+    for the first `num_episodes` test episodes that every variant kept (same seed: same episodes).
+    evaluation_episodes: the evaluation's episode count (None: the split's natural length), which
+    decides how episode indices map to queries; each panel's query is checked against the saved name."""
     from hmfs.data import build_dataset
     from hmfs.data.transforms import IMAGENET_MEAN, IMAGENET_STD
     from hmfs.train import resolve_splits_dir
 
     fold_name = _run_folds(benchmark, [fold])[0]
     labelled = _labelled(variants)
-    kept = {}
+    kept, names = {}, {}
     for label, variant in labelled:
         run = Run(benchmark, backbone, variant, fold_name)
         path = results / run.key / f"{Evaluation(run, 1, benchmark).name}_predictions.npz"
@@ -145,11 +147,12 @@ def plot_qualitative(results: Path, benchmark: str, backbone: str, fold: int, va
             raise FileNotFoundError(f"predictions not found: {path} (written by `evaluate --predictions`)")
         with np.load(path) as saved:
             kept[label] = {int(e): p for e, p in zip(saved["episode"], saved["pred"])}
+            names.update({int(e): str(n) for e, n in zip(saved["episode"], saved["query_name"])})
     episodes = sorted(set.intersection(*(set(k) for k in kept.values())))[:num_episodes]
     if not episodes:
         raise ValueError(f"the prediction files of {[v for _, v in labelled]} share no episode; evaluate them with the same seed")
     dataset = build_dataset(benchmark, data_root, resolve_splits_dir(splits_dir), fold, "test" if benchmark == "fss" else "val",
-                            1, img_size, seed)
+                            1, img_size, seed, num_episodes=evaluation_episodes)
     mean, std = np.array(IMAGENET_MEAN).reshape(3, 1, 1), np.array(IMAGENET_STD).reshape(3, 1, 1)
 
     def picture(tensor) -> np.ndarray:  # (3, H, W) normalised -> (H, W, 3) in [0, 1]
@@ -166,6 +169,9 @@ def plot_qualitative(results: Path, benchmark: str, backbone: str, fold: int, va
     summary = {}
     for r, episode in enumerate(episodes):
         item = dataset[episode]
+        if item["query_name"] != names[episode]:
+            raise ValueError(f"episode {episode} is {item['query_name']!r} here but {names[episode]!r} in the predictions: "
+                             "pass the evaluation's --evaluation-episodes, --seed and --img-size")
         query = picture(item["query_img"])
         truth = item["query_mask"].numpy()
         panels = [overlay(picture(item["support_imgs"][0]), item["support_masks"][0].numpy(), (0.1, 0.4, 1.0)),
@@ -228,10 +234,12 @@ def add_parser(subparsers) -> None:
     qualitative.add_argument("--splits-dir", type=Path, default=None)
     qualitative.add_argument("--img-size", type=int, required=True)
     qualitative.add_argument("--seed", type=int, default=0, help="the evaluation's episode seed")
-    qualitative.add_argument("--episodes", type=int, default=4)
+    qualitative.add_argument("--episodes", type=int, default=4, help="rows: the first N episodes kept by every variant")
+    qualitative.add_argument("--evaluation-episodes", type=int, default=None,
+                             help="the evaluation's --episodes (default: the split's natural length)")
     qualitative.set_defaults(func=lambda a: _write_summary(a.out, plot_qualitative(
         a.results, a.benchmark, a.backbone, a.fold, a.variants, a.data_root, a.splits_dir, a.img_size, a.seed,
-        a.episodes, a.out)))
+        a.episodes, a.out, a.evaluation_episodes)))
 
 
 def _write_summary(out: Path, summary: dict) -> int:

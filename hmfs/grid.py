@@ -208,8 +208,7 @@ def train_flags(config: dict[str, Any], run: Run) -> list[str]:
     flags += ["--img-size", str(train["img_size"]), "--batch-size", str(schedule["batch_size"]),
               "--lr", str(schedule["lr"]), "--epochs", str(schedule["epochs"]), "--seed", str(train["seed"]),
               "--val-seed", str(train["val_seed"]), "--checkpoint-every", str(train["checkpoint_every"]),
-              "--out", run_dir(config["output_dir"], run), "--state-dir", state_dir(config["output_dir"], run),
-              "--restart-finished"]
+              "--out", run_dir(config["output_dir"], run), "--state-dir", state_dir(config["output_dir"], run)]
     for key in ("train_episodes", "val_episodes"):
         if schedule[key] is not None:
             flags += [f"--{key.replace('_', '-')}", str(schedule[key])]
@@ -327,6 +326,8 @@ def figure_flags(config: dict[str, Any], figure: str) -> list[str]:
         flags += ["--backbone", config["backbones"][0], "--fold", str(spec["fold"]),
                   "--data-root", config["data"]["root"], "--img-size", str(config["train"]["img_size"]),
                   "--seed", str(config["evaluate"]["seed"]), "--episodes", str(spec["episodes"])]
+        if config["evaluate"]["episodes"][spec["benchmark"]] is not None:
+            flags += ["--evaluation-episodes", str(config["evaluate"]["episodes"][spec["benchmark"]])]
         if splits_dir(config):
             flags += ["--splits-dir", splits_dir(config)]
     else:
@@ -354,3 +355,11 @@ def check_grid(config: dict[str, Any]) -> None:
         raise ValueError("data.synthetic is required when data.source is 'synthetic'")
     if config["backbone_weights"]["source"] == "pretrain" and "pretrain" not in config["backbone_weights"]:
         raise ValueError("backbone_weights.pretrain is required when backbone_weights.source is 'pretrain'")
+    if config["backbone_weights"]["source"] == "pretrain" and config["data"]["source"] != "synthetic":
+        raise ValueError("backbone_weights.source 'pretrain' needs data.source 'synthetic' (its classes are chosen "
+                         "against the generated benchmarks); for real data use 'torchvision'")
+    if config["figures"]["qualitative"]["episodes"] > config["evaluate"]["predictions"]:
+        raise ValueError(f"figures.qualitative.episodes ({config['figures']['qualitative']['episodes']}) exceeds "
+                         f"evaluate.predictions ({config['evaluate']['predictions']}), the episodes each evaluation keeps")
+    if config["folds"] != sorted(config["folds"]):
+        raise ValueError(f"folds must be in increasing order, got {config['folds']}")

@@ -123,22 +123,24 @@ def build_table(table: str, results: Path, benchmark: str, test_benchmark: str, 
             if method in reproduced:
                 mine = reproduced.pop(method)
                 out.append(mine)
-                if len(next(iter(values.values()))) != ncolumns:  # e.g. a reduced fold list
-                    values = {s: _select_folds(v, folds, table) for s, v in values.items()}
+                values = {s: _select_folds(v, folds, table) for s, v in values.items()}
                 out.append(Row(backbone, method, "paper", values, notes))
+                partial = folds != [NO_FOLD] and len(folds) != 4  # a mean over fewer folds is not the paper's mean
                 out.append(Row(backbone, method, "difference", {
-                    s: [None if a is None or b is None else a - b for a, b in zip(mine.values[s], values[s])]
+                    s: [None if a is None or b is None or (partial and i >= len(folds)) else a - b
+                        for i, (a, b) in enumerate(zip(mine.values[s], values[s]))]
                     for s in shots}))
             elif not ours:
-                if len(next(iter(values.values()))) != ncolumns:
-                    values = {s: _select_folds(v, folds, table) for s, v in values.items()}
+                values = {s: _select_folds(v, folds, table) for s, v in values.items()}
                 out.append(Row(backbone, method, "literature", values, notes))
         out += reproduced.values()  # reproduced rows the paper does not print
     return out, used_files
 
 
 def _select_folds(values: list[float | None], folds: list[str], table: str) -> list[float | None]:
-    """Published [f0, f1, f2, f3, mean(, FB)] cut down to the configured folds (mean and FB kept)."""
+    """Published [f0, f1, f2, f3, mean(, FB)] in the order of the configured folds (mean and FB kept)."""
+    if table == "table3" or folds == [NO_FOLD]:
+        return values
     picked = [values[int(f[len("fold"):])] for f in folds if f != NO_FOLD]
     return picked + values[4:]
 
@@ -224,7 +226,7 @@ def make_tables(args: argparse.Namespace) -> dict[str, str]:
     """Build one table from the arguments and write its four files; returns their texts."""
     if args.table not in TABLES:
         raise ValueError(f"unknown table {args.table!r}; accepted: {', '.join(TABLES)}")
-    folds = [NO_FOLD] if args.benchmark == "fss" else [f"fold{k}" for k in args.folds]
+    folds = [NO_FOLD] if args.benchmark == "fss" else [f"fold{k}" for k in sorted(set(args.folds))]
     published = None
     if not args.synthetic:
         if args.published is None or not args.published.is_file():

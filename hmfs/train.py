@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "hmfs-checkpoint-v1"
 STATE_FORMAT = "hmfs-train-state-v1"
 # Config keys that may change between a killed run and its resumption without changing results.
-RESUMABLE_CHANGES = {"epochs", "num_workers", "out_dir", "state_dir", "log_every", "checkpoint_every"}
+RESUMABLE_CHANGES = {"epochs", "num_workers", "out_dir", "state_dir", "log_every", "checkpoint_every", "device"}
 
 
 @dataclass
@@ -147,8 +147,7 @@ def train(config: TrainConfig, restart_finished: bool = False) -> dict:
     The resumable state (learner, optimizer, RNG, history, best weights) is saved after every epoch
     in the state folder; running the same command again resumes from it. A state that already holds
     every epoch is re-used as it is (nothing is trained), unless `restart_finished`: then the run
-    trains again from scratch (the workflow's choice: Snakemake only runs a finished run again
-    when it was forced to or its config changed).
+    trains again from scratch.
     """
     device = resolve_device(config.device)
     out_dir = Path(config.out_dir)

@@ -47,6 +47,8 @@ def test_synthetic_grid_has_the_same_shape_for_one_backbone_and_two_folds(synthe
 
 def test_table4_keeps_repri_classes():
     assert grid.table4_class_names("fold0") == ["aeroplane", "boat", "chair", "diningtable", "dog", "person"]
+    assert grid.table4_class_names("fold1") == ["bicycle", "bus", "horse", "sofa"]
+    assert grid.table4_class_names("fold2") == ["bird", "car", "pottedplant", "sheep", "train", "tvmonitor"]
     assert grid.table4_class_names("fold3") == ["bottle", "cat", "cow", "motorbike"]
     with pytest.raises(ValueError, match="fold0-fold3"):
         grid.table4_class_names(grid.NO_FOLD)
@@ -66,7 +68,8 @@ def test_train_flags_parse_into_the_recipe(paper):
     args = build_parser(["train"]).parse_args(["train", *grid.train_flags(paper, run)])
     assert (args.benchmark, args.fold, args.backbone, args.masking, args.augment) == ("pascal", 3, "resnet101", "hm", True)
     assert (args.img_size, args.batch_size, args.lr, args.epochs) == (400, 20, 0.001, 2000)
-    assert args.val_episodes == 1000 and args.train_episodes is None and args.restart_finished
+    assert args.val_episodes == 1000 and args.train_episodes is None
+    assert not args.restart_finished  # a finished state is never thrown away implicitly
     assert str(args.out) == "results/pascal/resnet101/hm_aug/fold3"
     assert str(args.state_dir) == "results/.state/pascal/resnet101/hm_aug/fold3"
     assert args.splits_dir is None  # HSNet's own lists
@@ -114,4 +117,16 @@ def test_check_grid_names_the_bad_key(paper):
     bad = copy.deepcopy(paper)
     bad["data"]["source"] = "synthetic"
     with pytest.raises(ValueError, match="data.synthetic is required"):
+        grid.check_grid(bad)
+    bad = copy.deepcopy(paper)
+    bad["backbone_weights"].update(source="pretrain", pretrain={})
+    with pytest.raises(ValueError, match="needs data.source 'synthetic'"):
+        grid.check_grid(bad)
+    bad = copy.deepcopy(paper)
+    bad["figures"]["qualitative"]["episodes"] = 99
+    with pytest.raises(ValueError, match="figures.qualitative.episodes"):
+        grid.check_grid(bad)
+    bad = copy.deepcopy(paper)
+    bad["folds"] = [1, 0]
+    with pytest.raises(ValueError, match="increasing order"):
         grid.check_grid(bad)

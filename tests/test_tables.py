@@ -105,3 +105,20 @@ def test_real_table3_and_table4_use_the_papers_columns(tmp_path):
     assert rows[("HSNet", "paper")] == ["45.4000", "61.2000", "63.4000", "75.9000", "61.6000"]
     assert float(rows[("HSNet", "difference")][4]) == pytest.approx(50.0 - 61.6)
     assert "printed mean 61.6 differs" in (tmp_path / "t4.md").read_text()  # table4 resnet50 HSNet, flagged
+
+
+def test_reduced_folds_keep_paper_folds_aligned_and_leave_mean_differences_blank(tmp_path):
+    results = tmp_path / "results"
+    for k, value in ((1, 70.0), (3, 60.0)):
+        write_eval(results, Run("pascal", "resnet50", "fm", f"fold{k}"), 1, value, 75.0)
+    assert main(["tables", "--table", "table1", "--results", str(results), "--benchmark", "pascal", "--backbones",
+                 "resnet50", "--folds", "3", "1", "--shots", "1", "--rows", "HSNet=fm", "--published", str(PUBLISHED),
+                 "--out-prefix", str(tmp_path / "t")]) == 0
+    header, *lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert header == "backbone,method,source,1shot_fold1,1shot_fold3,1shot_mIoU,1shot_FB-IoU"
+    rows = {tuple(line.split(",")[1:3]): line.split(",")[3:] for line in lines}
+    assert rows[("HSNet", "reproduced")] == ["70.0000", "60.0000", "65.0000", "75.0000"]
+    assert rows[("HSNet", "paper")] == ["70.7000", "60.5000", "64.0000", "76.7000"]  # folds 1 and 3 of the paper
+    diff = rows[("HSNet", "difference")]
+    assert float(diff[0]) == pytest.approx(-0.7) and float(diff[1]) == pytest.approx(-0.5) and diff[2:] == ["", ""]
+    assert "Only folds 1, 3 were run" in (tmp_path / "t.md").read_text()

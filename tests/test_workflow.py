@@ -68,10 +68,24 @@ def test_dry_run_of_the_synthetic_config(workdir):
     assert counts["generate_synthetic"] == 3 and counts["pretrain_backbone"] == len(config["backbones"])
 
 
-def test_lint_is_clean(workdir):
-    result = snakemake(workdir, "--lint", check=False)
+@pytest.mark.parametrize("configfile", ["config.yaml", "workflow/config.synthetic.yaml"])
+def test_lint_is_clean(workdir, configfile):
+    result = snakemake(workdir, "--lint", "--configfile", configfile, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_configfile_replaces_config_yaml(workdir):
+    # A table left out of another config must disappear from the grid, not come back from config.yaml.
+    config = yaml.safe_load((REPO / "workflow" / "config.synthetic.yaml").read_text())
+    del config["tables"]["table5"]
+    del config["tables"]["table1"]["rows"]["HSNet*"]
+    for figure in ("qualitative", "runtime"):  # IM runs exist for Table 5 only
+        config["figures"][figure]["variants"] = {"FM": "fm", "HM": "hm"}
+    (workdir / "fewer.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    counts = job_counts(snakemake(workdir, "-n", "--configfile", "fewer.yaml").stdout)
+    assert counts["train_model"] == 14 - 2 - 2  # no COCO im (Table 5 only), no PASCAL fm_aug
+    assert counts["make_table"] == 4
 
 
 @pytest.mark.parametrize("change, named", [
@@ -156,10 +170,18 @@ def test_tiny_synthetic_pipeline_end_to_end(workdir):
     assert set(counts) == {"plot_convergence", "plot_qualitative", "plot_runtime", "report_html", "all"}, counts
 
     # One fold again: its training, its evaluations, and the tables / figures / report that read them.
-    counts = job_counts(snakemake(workdir, "-n", "--configfile", tiny.name,
-                                  "--forcerun", "out/coco/resnet18/hm/fold0/best.pt").stdout)
+    fold = "out/coco/resnet18/hm/fold0/best.pt"
+    counts = job_counts(snakemake(workdir, "-n", "--configfile", tiny.name, "--forcerun", fold).stdout)
     assert counts == {"train_model": 1, "evaluate_model": 2, "evaluate_cross_domain": 2, "make_table": 3,
                       "plot_convergence": 1, "plot_qualitative": 1, "plot_runtime": 1, "report_html": 1, "all": 1}, counts
+    # Forced with its finished state kept, the run is not trained again (outputs are rewritten from
+    # the state); with the state deleted (what `make fold` does) it trains from scratch.
+    log = workdir / "out" / "logs" / "train_model" / "coco" / "resnet18" / "hm" / "fold0.log"
+    snakemake(workdir, "--configfile", tiny.name, "--cores", "2", "--forcerun", fold)
+    assert "resuming" in log.read_text() and "epoch 1/" not in log.read_text()
+    shutil.rmtree(workdir / grid.state_dir("out", grid.Run("coco", "resnet18", "hm", "fold0")))
+    snakemake(workdir, "--configfile", tiny.name, "--cores", "2", "--forcerun", fold)
+    assert "from scratch" in log.read_text() and "epoch 2/2" in log.read_text()
 
 
 def test_conda_env_pins_equal_requirements():

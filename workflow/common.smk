@@ -15,6 +15,17 @@ PUBLISHED = f"{workflow.basedir}/hmfs/paper/published_results.yaml"
 FIGURES = grid.figure_paths(config)
 
 
+# Light or head-node work (downloads need the internet; tables, plots and the report take seconds):
+# never submitted to a cluster.
+localrules:
+    fetch_backbone_weights,
+    make_table,
+    plot_convergence,
+    plot_qualitative,
+    plot_runtime,
+    report_html,
+
+
 wildcard_constraints:
     benchmark="pascal|coco|fss",
     test_benchmark="pascal|coco|fss",
@@ -66,7 +77,8 @@ def get_evaluation_input(wildcards, test_benchmark):
 def get_table_input(wildcards):
     return {
         "evaluations": [grid.evaluation_path(OUT, e) for e in grid.table_evaluations(config, wildcards.table)],
-        "code": f"{workflow.basedir}/hmfs/tables.py",
+        "code": [f"{workflow.basedir}/hmfs/tables.py", f"{workflow.basedir}/hmfs/grid.py"],
+        "published": [PUBLISHED] if config["data"]["source"] != "synthetic" else [],
     }
 
 

@@ -15,6 +15,7 @@ rule generate_synthetic:
     resources:
         mem_mb=job("data", "mem_mb"),
         runtime=job("data", "runtime"),
+        gpu=job("data", "gpu"),
     conda:
         "../envs/hmfs.yaml"
     shell:
@@ -36,6 +37,7 @@ rule prepare_data:
     resources:
         mem_mb=job("data", "mem_mb"),
         runtime=job("data", "runtime"),
+        gpu=job("data", "gpu"),
     conda:
         "../envs/hmfs.yaml"
     shell:

@@ -1,7 +1,7 @@
 # Figures, drawn from result files only (history.jsonl, evaluation JSON and predictions). The
 # plotting code is an input, so restyling a plot re-runs only the plot (and the report).
 
-FIGURE_CODE = f"{workflow.basedir}/hmfs/figures.py"
+FIGURE_CODE = [f"{workflow.basedir}/hmfs/figures.py", f"{workflow.basedir}/hmfs/grid.py"]
 
 
 rule plot_convergence:

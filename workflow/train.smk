@@ -1,6 +1,8 @@
 # Training: one 1-shot run per benchmark x backbone x variant x fold that some table needs. The
 # resumable state lives in <output_dir>/.state/, outside the declared outputs (Snakemake deletes
-# those when a job fails): a killed or failed job resumes where it stopped when run again.
+# those when a job fails): a killed or failed job resumes where it stopped when run again, and a
+# finished state is never thrown away implicitly (a re-run only rewrites the outputs from it; a
+# result-changing config change stops with the key named). `make fold` deletes one run's state.
 
 
 rule train_model:
