@@ -13,16 +13,12 @@ matplotlib.use("Agg")  # files only, no display; set before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hmfs.grid import NO_FOLD, Evaluation, Run  # noqa: E402
+from hmfs.grid import Evaluation, Run, evaluation_path, predictions_path, run_folds  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 COLOURS = {"fm": "#1f77b4", "im": "#2ca02c", "hm": "#d62728"}
 DPI = 110
-
-
-def _run_folds(benchmark: str, folds: list[int]) -> list[str]:
-    return [NO_FOLD] if benchmark == "fss" else [f"fold{k}" for k in folds]
 
 
 def _labelled(specs: list[str]) -> list[tuple[str, str]]:
@@ -58,7 +54,7 @@ def plot_convergence(results: Path, benchmark: str, backbones: list[str], folds:
         for label, variant in _labelled(variants):
             masking = variant.split("_")[0]
             curves = []
-            for fold in _run_folds(benchmark, folds):
+            for fold in run_folds(benchmark, folds):
                 path = results / Run(benchmark, backbone, variant, fold).key / "history.jsonl"
                 if not path.is_file():
                     continue
@@ -98,9 +94,9 @@ def plot_runtime(results: Path, benchmark: str, backbones: list[str], folds: lis
             heights = []
             for shot in shots:
                 times = []
-                for fold in _run_folds(benchmark, folds):
+                for fold in run_folds(benchmark, folds):
                     run = Run(benchmark, backbone, variant, fold)
-                    path = results / run.key / f"{Evaluation(run, shot, benchmark).name}.json"
+                    path = Path(evaluation_path(str(results), Evaluation(run, shot, benchmark)))
                     if path.is_file():
                         times.append(json.loads(path.read_text())["timings"]["ms_per_episode"])
                 heights.append(float(np.median(times)) if times else np.nan)
@@ -137,12 +133,12 @@ def plot_qualitative(results: Path, benchmark: str, backbone: str, fold: int, va
     from hmfs.data.transforms import IMAGENET_MEAN, IMAGENET_STD
     from hmfs.train import resolve_splits_dir
 
-    fold_name = _run_folds(benchmark, [fold])[0]
+    fold_name = run_folds(benchmark, [fold])[0]
     labelled = _labelled(variants)
     kept, names = {}, {}
     for label, variant in labelled:
         run = Run(benchmark, backbone, variant, fold_name)
-        path = results / run.key / f"{Evaluation(run, 1, benchmark).name}_predictions.npz"
+        path = Path(predictions_path(str(results), Evaluation(run, 1, benchmark)))
         if not path.is_file():
             raise FileNotFoundError(f"predictions not found: {path} (written by `evaluate --predictions`)")
         with np.load(path) as saved:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 TABLES = ("table1", "table2", "table3", "table4", "table5")
 FOLDED = ("pascal", "coco")  # FSS-1000 has one class split (trn/val/test), no folds
@@ -88,10 +87,13 @@ class Evaluation:
         return f"eval_on_{self.test_benchmark}_{self.shot}shot"
 
 
+def run_folds(benchmark: str, folds: list[int]) -> list[str]:
+    """The fold folders of `benchmark` for fold indices `folds`: fold<k> each, or just NO_FOLD for FSS-1000."""
+    return [NO_FOLD] if benchmark not in FOLDED else [f"fold{k}" for k in folds]
+
+
 def folds_of(config: dict[str, Any], benchmark: str) -> list[str]:
-    if benchmark not in FOLDED:
-        return [NO_FOLD]
-    return [f"fold{k}" for k in config["folds"]]
+    return run_folds(benchmark, config["folds"])
 
 
 def table_rows(config: dict[str, Any], table: str) -> dict[str, str]:
@@ -156,24 +158,12 @@ def weights_path(config: dict[str, Any], backbone: str) -> str:
     return f"{weights['dir']}/{backbone}_{suffix}"
 
 
-def used_benchmarks(config: dict[str, Any]) -> list[str]:
-    """Benchmarks some table trains or tests on, in a fixed order."""
-    wanted: set[str] = set()
-    for spec in config["tables"].values():
-        wanted.add(spec["benchmark"])
-        wanted.add(spec.get("test_benchmark", spec["benchmark"]))
-    return [b for b in ("pascal", "coco", "fss") if b in wanted]
-
-
 def summarize(config: dict[str, Any]) -> dict[str, int]:
     """Job counts of the grid (what the dry run should list)."""
     evals = evaluations(config)
     return {"trainings": len(training_runs(config)), "evaluations": len(evals),
             "cross_domain_evaluations": sum(e.test_benchmark != e.run.benchmark for e in evals)}
 
-
-def unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
 
 
 # ----------------------------------------------------------------------------------------------

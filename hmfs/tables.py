@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from hmfs.grid import NO_FOLD, TABLES, Evaluation, Run
+from hmfs.grid import NO_FOLD, TABLES, Evaluation, Run, evaluation_path, run_folds
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def reproduced_values(results: Path, run_of_fold: dict[str, Run], shot: int, tes
     mious, fb_ious, used = [], [], []
     for fold in folds:
         run = run_of_fold[fold]
-        path = results / run.key / f"{Evaluation(run, shot, test_benchmark).name}.json"
+        path = Path(evaluation_path(str(results), Evaluation(run, shot, test_benchmark)))
         if path.is_file():
             result = json.loads(path.read_text())
             mious.append(float(result["miou"]))
@@ -226,7 +226,7 @@ def make_tables(args: argparse.Namespace) -> dict[str, str]:
     """Build one table from the arguments and write its four files; returns their texts."""
     if args.table not in TABLES:
         raise ValueError(f"unknown table {args.table!r}; accepted: {', '.join(TABLES)}")
-    folds = [NO_FOLD] if args.benchmark == "fss" else [f"fold{k}" for k in sorted(set(args.folds))]
+    folds = run_folds(args.benchmark, sorted(set(args.folds)))
     published = None
     if not args.synthetic:
         if args.published is None or not args.published.is_file():
