@@ -27,6 +27,17 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def query_label_pixels(query_mask: torch.Tensor, query_ignore_idx: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Foreground and valid (non-ignored) pixels of each query label: (B,) int64 each.
+
+    query_mask: (B, H, W) in {0, 1}; query_ignore_idx: (B, H, W), 1 where ignored (as in
+    `classify_prediction`, whose foreground union this foreground count enters).
+    """
+    gt = query_mask.long().flatten(1)
+    valid = torch.ones_like(gt, dtype=torch.bool) if query_ignore_idx is None else query_ignore_idx.flatten(1) == 0
+    return {"query_fg_pixels": ((gt == 1) & valid).sum(dim=1), "query_valid_pixels": valid.sum(dim=1)}
+
+
 def run_epoch(
     model: HSNet,
     loader: Iterable[dict],
@@ -107,7 +118,11 @@ def evaluate_episodes(
                 batch["query_img"], batch["support_imgs"][:, :shot], batch["support_masks"][:, :shot], out_size
             )
         area_inter, area_union = classify_prediction(pred, batch["query_mask"], batch.get("query_ignore_idx"))
-        accumulator.update(area_inter, area_union, batch["class_id"])
+        per_episode = {}
+        if accumulator.keep_episodes:  # counted only then: training validation keeps sums alone
+            pixels = query_label_pixels(batch["query_mask"], batch.get("query_ignore_idx"))
+            per_episode = {"episode": batch["episode"], **pixels}
+        accumulator.update(area_inter, area_union, batch["class_id"], **per_episode)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         batch_seconds.append(time.perf_counter() - begin)
