@@ -14,9 +14,10 @@ from torch.utils.data import DataLoader
 from hmfs.data import PASCAL_CLASSES, build_dataset
 from hmfs.engine import evaluate_episodes
 from hmfs.metrics import IoUAccumulator
+from hmfs.cli import add_common_model_args, resolve_splits_dir
 from hmfs.model import HSNet, load_hsnet_checkpoint
+from hmfs.model.checkpoint import backbone_state_dict, check_checkpoint_backbone, checkpoint_metadata, read_checkpoint
 from hmfs.runtime import atomic_write_bytes, atomic_write_json, environment, resolve_device, sha256_file
-from hmfs.train import add_common_model_args, resolve_splits_dir
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def evaluate(
     checkpoint: Path,
     backbone_weights: Path | None = None,
     random_backbone: bool = False,
+    backbone_from_checkpoint: bool = False,
+    checkpoint_origin: str = "trained",
     shot: int = 1,
     split: str | None = None,
     img_size: int = 400,
@@ -48,12 +51,17 @@ def evaluate(
     """Evaluate `checkpoint` on `episodes` test episodes; returns (result dict, kept predictions).
 
     The result holds mIoU, FB-IoU, per-class IoU and episode counts, the seed, the checkpoint's
-    sha256, timings, the arguments and the environment. Episode i depends only on (seed, i).
+    sha256, origin ("trained" here or "released" by the authors) and the epoch / validation mIoU it
+    stores, timings, the arguments and the environment. Episode i depends only on (seed, i).
+    With `backbone_from_checkpoint` the frozen backbone is the `backbone.*` weights inside the
+    checkpoint (released HSNet / HM files carry the ImageNet weights their authors used).
     """
     if split is None:  # the paper's test split: FSS-1000's test classes, the fold's classes otherwise
         split = "test" if benchmark == "fss" else "val"
     if shot < 1:
         raise ValueError(f"shot must be >= 1, got {shot}")
+    if checkpoint_origin not in ("trained", "released"):
+        raise ValueError(f"checkpoint origin must be 'trained' or 'released', got {checkpoint_origin!r}")
     if use_original_imgsize and batch_size != 1:
         raise ValueError("original-size labels differ in size between episodes: use --batch-size 1")
     torch_device = resolve_device(device)
@@ -61,18 +69,22 @@ def evaluate(
         benchmark, data_root, splits_dir, fold, split, shot, img_size, seed, num_episodes=episodes,
         use_original_imgsize=use_original_imgsize, class_ids=class_ids,
     )
-    model = HSNet(backbone, masking, backbone_weights, random_backbone=random_backbone,
-                  use_original_imgsize=use_original_imgsize)
-    if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = read_checkpoint(checkpoint)
     for key, wanted in (("backbone", backbone), ("masking", masking)):
         if isinstance(state.get(key), str) and state[key] != wanted:
             raise ValueError(f"{checkpoint} was trained with {key} {state[key]!r}, not {wanted!r}: pass --{key} {state[key]}")
+    carries_backbone = check_checkpoint_backbone(state, backbone, checkpoint)
+    if backbone_from_checkpoint:
+        if not carries_backbone:
+            raise ValueError(f"{checkpoint} carries no backbone.* weights: pass --backbone-weights instead of "
+                             "--backbone-from-checkpoint")
+        backbone_weights = None
+    model = HSNet(backbone, masking, backbone_state_dict(state) if backbone_from_checkpoint else backbone_weights,
+                  random_backbone=random_backbone, use_original_imgsize=use_original_imgsize)
     load_hsnet_checkpoint(model, state)
     model.to(torch_device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    accumulator = IoUAccumulator(dataset.class_ids, dataset.nclass)
+    accumulator = IoUAccumulator(dataset.class_ids, dataset.nclass, keep_episodes=True)
     log.info("evaluating %s (%s, %s) on %s fold %d: %d-shot, %d episodes",
              checkpoint, backbone, masking, benchmark, fold, shot, len(dataset))
     run = evaluate_episodes(model, loader, accumulator, shot, torch_device, bf16, keep_predictions)
@@ -82,7 +94,9 @@ def evaluate(
         "masking": masking, "seed": seed, "img_size": img_size, "use_original_imgsize": use_original_imgsize,
         "class_ids": list(dataset.class_ids), "device": str(torch_device), "bf16": bf16, "batch_size": batch_size,
         "checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
-        "backbone_weights": str(backbone_weights) if backbone_weights else None,
+        "checkpoint_origin": checkpoint_origin,
+        **{f"checkpoint_{key}": value for key, value in checkpoint_metadata(state).items()},
+        "backbone_weights": "checkpoint" if backbone_from_checkpoint else str(backbone_weights) if backbone_weights else None,
         "backbone_weights_sha256": sha256_file(backbone_weights) if backbone_weights else None,
         "random_backbone": random_backbone,
         "timings": run["timings"],
@@ -109,9 +123,11 @@ def save_predictions(path: Path, predictions: list[dict]) -> None:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="1-shot / k-shot mIoU and FB-IoU of a checkpoint")
-    add_common_model_args(parser)
+    add_common_model_args(parser, backbone_from_checkpoint=True)
     parser.set_defaults(batch_size=1)
     parser.add_argument("--checkpoint", required=True, type=Path, help="hmfs best.pt/last.pt, or an official HSNet/HM .pt")
+    parser.add_argument("--checkpoint-origin", default="trained", choices=["trained", "released"],
+                        help="recorded in the result: trained by this pipeline, or released by the paper's authors")
     parser.add_argument("--shot", type=int, default=1)
     parser.add_argument("--split", default=None, choices=["val", "test"],
                         help="default: FSS-1000 test (the paper's), PASCAL/COCO val (the fold's classes)")
@@ -145,7 +161,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result, predictions = evaluate(
         benchmark=args.benchmark, data_root=args.data_root, splits_dir=resolve_splits_dir(args.splits_dir),
         fold=args.fold, backbone=args.backbone, masking=args.masking, checkpoint=args.checkpoint,
-        backbone_weights=args.backbone_weights, random_backbone=args.random_backbone, shot=args.shot,
+        backbone_weights=args.backbone_weights, random_backbone=args.random_backbone,
+        backbone_from_checkpoint=args.backbone_from_checkpoint, checkpoint_origin=args.checkpoint_origin, shot=args.shot,
         split=args.split, img_size=args.img_size, episodes=args.episodes, seed=args.seed,
         batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, bf16=args.bf16,
         use_original_imgsize=args.use_original_imgsize, class_ids=args.class_ids,

@@ -131,7 +131,7 @@ def plot_qualitative(results: Path, benchmark: str, backbone: str, fold: int, va
     decides how episode indices map to queries; each panel's query is checked against the saved name."""
     from hmfs.data import build_dataset
     from hmfs.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-    from hmfs.train import resolve_splits_dir
+    from hmfs.cli import resolve_splits_dir
 
     fold_name = run_folds(benchmark, [fold])[0]
     labelled = _labelled(variants)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hmfs.released import missing_released, released_checkpoint_path
+
 TABLES = ("table1", "table2", "table3", "table4", "table5")
+ORIGINS = ("trained", "released")  # a run's checkpoint: trained by the workflow, or released by the authors
 FOLDED = ("pascal", "coco")  # FSS-1000 has one class split (trn/val/test), no folds
 NO_FOLD = "all"  # the fold folder of FSS-1000 runs
 
@@ -50,12 +53,13 @@ def fold_index(name: str) -> int:
 
 @dataclass(frozen=True, order=True)
 class Run:
-    """One training run: benchmark x backbone x variant x fold."""
+    """One run: benchmark x backbone x variant x fold, trained here or released by the authors."""
 
     benchmark: str
     backbone: str
     variant: str
     fold: str  # fold<k>, or NO_FOLD for FSS-1000
+    origin: str = "trained"  # one of ORIGINS
 
     @property
     def masking(self) -> str:
@@ -67,8 +71,20 @@ class Run:
 
     @property
     def key(self) -> str:
-        """benchmark/backbone/variant/fold: the run's folder below the results folder."""
-        return f"{self.benchmark}/{self.backbone}/{self.variant}/{self.fold}"
+        """[released/]benchmark/backbone/variant/fold: the run's folder below the results folder."""
+        prefix = "released/" if self.origin == "released" else ""
+        return f"{prefix}{self.benchmark}/{self.backbone}/{self.variant}/{self.fold}"
+
+
+def parse_run_key(key: str) -> Run:
+    """Inverse of `Run.key`: "released/coco/resnet50/hm/fold0" -> Run(..., origin="released")."""
+    parts = key.split("/")
+    origin = "trained"
+    if parts[0] == "released":
+        origin, parts = "released", parts[1:]
+    if len(parts) != 4:
+        raise ValueError(f"run key {key!r} is not [released/]<benchmark>/<backbone>/<variant>/<fold>")
+    return Run(*parts, origin=origin)
 
 
 @dataclass(frozen=True, order=True)
@@ -96,17 +112,23 @@ def folds_of(config: dict[str, Any], benchmark: str) -> list[str]:
     return run_folds(benchmark, config["folds"])
 
 
-def table_rows(config: dict[str, Any], table: str) -> dict[str, str]:
-    """Row name -> variant of one table, as the config lists them."""
-    return {name: variant_name(row["masking"], row.get("augment", False))
-            for name, row in config["tables"][table]["rows"].items()}
+def row_origins(row: dict[str, Any]) -> list[str]:
+    """The origins of one table row: its `source` (trained, released, or both side by side)."""
+    source = row.get("source", "trained")
+    return ["released", "trained"] if source == "both" else [source]
+
+
+def table_rows(config: dict[str, Any], table: str) -> list[tuple[str, str, str]]:
+    """(row name, variant, origin) of one table, as the config lists them (a `both` row gives two)."""
+    return [(name, variant_name(row["masking"], row.get("augment", False)), origin)
+            for name, row in config["tables"][table]["rows"].items() for origin in row_origins(row)]
 
 
 def table_runs(config: dict[str, Any], table: str) -> list[Run]:
     spec = config["tables"][table]
-    return [Run(spec["benchmark"], backbone, variant, fold)
+    return [Run(spec["benchmark"], backbone, variant, fold, origin)
             for backbone in config["backbones"]
-            for variant in table_rows(config, table).values()
+            for _, variant, origin in table_rows(config, table)
             for fold in folds_of(config, spec["benchmark"])]
 
 
@@ -118,8 +140,40 @@ def table_evaluations(config: dict[str, Any], table: str) -> list[Evaluation]:
 
 
 def training_runs(config: dict[str, Any]) -> list[Run]:
-    """Every run some table needs, each once (Tables 2 and 5 share FM/HM; Table 4 re-uses COCO's)."""
-    return sorted({run for table in config["tables"] for run in table_runs(config, table)})
+    """Every run some table trains, each once (Tables 2 and 5 share FM/HM; Table 4 re-uses COCO's)."""
+    return sorted({run for table in config["tables"] for run in table_runs(config, table) if run.origin == "trained"})
+
+
+def released_runs(config: dict[str, Any]) -> list[Run]:
+    """Every run some table evaluates from the authors' released checkpoints, each once."""
+    return sorted({run for table in config["tables"] for run in table_runs(config, table) if run.origin == "released"})
+
+
+def checkpoint_path(config: dict[str, Any], run: Run) -> str:
+    """The checkpoint a run's evaluations read: best.pt of a training, or the released file."""
+    if run.origin == "released":
+        return released_checkpoint_path(config["released"]["dir"], run)
+    return f"{run_dir(config['output_dir'], run)}/best.pt"
+
+
+def uses_backbone_weights(config: dict[str, Any], run: Run) -> bool:
+    """Whether a run's evaluation reads the backbone_weights file (released files carry their own backbone)."""
+    return run.origin == "trained" or config["released"]["backbone_weights"] == "imagenet"
+
+
+def check_released_files(config: dict[str, Any]) -> None:
+    """Every released checkpoint the tables need is in place; else one error listing all missing files."""
+    runs = released_runs(config)
+    if not runs:
+        return
+    missing = missing_released(config["released"]["dir"], runs)
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(runs)} released checkpoints are missing (layout: <released.dir>/<benchmark>/"
+            "<backbone>/<variant>/<fold>/best_model.pt; README 'Tables from the released weights'):\n"
+            + "\n".join(missing)
+            + "\nDownload them from the folders named, put each file at its path, and check the folder with "
+            f"`python -m hmfs check-released --dir {config['released']['dir']}`; or set those rows' source to trained.")
 
 
 def evaluations(config: dict[str, Any]) -> list[Evaluation]:
@@ -161,7 +215,8 @@ def weights_path(config: dict[str, Any], backbone: str) -> str:
 def summarize(config: dict[str, Any]) -> dict[str, int]:
     """Job counts of the grid (what the dry run should list)."""
     evals = evaluations(config)
-    return {"trainings": len(training_runs(config)), "evaluations": len(evals),
+    return {"trainings": len(training_runs(config)), "released_checkpoints": len(released_runs(config)),
+            "evaluations": len(evals),
             "cross_domain_evaluations": sum(e.test_benchmark != e.run.benchmark for e in evals)}
 
 
@@ -188,8 +243,10 @@ def _data_flags(config: dict[str, Any], benchmark: str) -> list[str]:
 
 
 def _model_flags(config: dict[str, Any], run: Run) -> list[str]:
-    return ["--backbone", run.backbone, "--masking", run.masking,
-            "--backbone-weights", weights_path(config, run.backbone), "--device", config["device"]]
+    flags = ["--backbone", run.backbone, "--masking", run.masking, "--device", config["device"]]
+    if uses_backbone_weights(config, run):
+        return flags + ["--backbone-weights", weights_path(config, run.backbone)]
+    return flags + ["--backbone-from-checkpoint"]
 
 
 def train_flags(config: dict[str, Any], run: Run) -> list[str]:
@@ -215,7 +272,7 @@ def evaluation_flags(config: dict[str, Any], evaluation: Evaluation) -> list[str
     flags += _model_flags(config, run)
     flags += ["--img-size", str(config["train"]["img_size"]), "--shot", str(evaluation.shot),
               "--seed", str(settings["seed"]), "--batch-size", str(settings["batch_size"]),
-              "--checkpoint", f"{run_dir(out, run)}/best.pt",
+              "--checkpoint", checkpoint_path(config, run), "--checkpoint-origin", run.origin,
               "--out", evaluation_path(out, evaluation), "--predictions", predictions_path(out, evaluation),
               "--num-predictions", str(settings["predictions"])]
     if settings["episodes"][evaluation.test_benchmark] is not None:
@@ -268,7 +325,8 @@ def table_flags(config: dict[str, Any], table: str, published: str) -> list[str]
     flags = ["--table", table, "--results", config["output_dir"], "--benchmark", spec["benchmark"],
              "--backbones", *config["backbones"], "--folds", *map(str, config["folds"]),
              "--shots", *map(str, config["evaluate"]["shots"]),
-             "--rows", *[f"{name}={variant}" for name, variant in table_rows(config, table).items()],
+             "--rows", *[f"{name}={variant}" + ("@released" if origin == "released" else "")
+                         for name, variant, origin in table_rows(config, table)],
              "--out-prefix", f"{config['output_dir']}/tables/{table}"]
     if "test_benchmark" in spec:
         flags += ["--test-benchmark", spec["test_benchmark"]]
@@ -279,10 +337,13 @@ def table_flags(config: dict[str, Any], table: str, published: str) -> list[str]
     return flags
 
 
+FIGURE_FILES = {"convergence": "fig7_convergence.png", "qualitative": "fig5_qualitative.png", "runtime": "runtime.png"}
+
+
 def figure_paths(config: dict[str, Any]) -> dict[str, str]:
+    """The PNG of every figure the config asks for (each figure is optional)."""
     out = config["output_dir"]
-    return {"convergence": f"{out}/figures/fig7_convergence.png", "qualitative": f"{out}/figures/fig5_qualitative.png",
-            "runtime": f"{out}/figures/runtime.png"}
+    return {figure: f"{out}/figures/{name}" for figure, name in FIGURE_FILES.items() if figure in config["figures"]}
 
 
 def figure_runs(config: dict[str, Any], figure: str) -> list[Run]:
@@ -348,8 +409,14 @@ def check_grid(config: dict[str, Any]) -> None:
     if config["backbone_weights"]["source"] == "pretrain" and config["data"]["source"] != "synthetic":
         raise ValueError("backbone_weights.source 'pretrain' needs data.source 'synthetic' (its classes are chosen "
                          "against the generated benchmarks); for real data use 'torchvision'")
-    if config["figures"]["qualitative"]["episodes"] > config["evaluate"]["predictions"]:
-        raise ValueError(f"figures.qualitative.episodes ({config['figures']['qualitative']['episodes']}) exceeds "
+    qualitative = config["figures"].get("qualitative")
+    if qualitative and qualitative["episodes"] > config["evaluate"]["predictions"]:
+        raise ValueError(f"figures.qualitative.episodes ({qualitative['episodes']}) exceeds "
                          f"evaluate.predictions ({config['evaluate']['predictions']}), the episodes each evaluation keeps")
+    if released_runs(config) and "released" not in config:
+        rows = [f"tables.{t}.rows.{name}" for t, spec in config["tables"].items()
+                for name, row in spec["rows"].items() if row.get("source", "trained") != "trained"]
+        raise ValueError(f"{', '.join(rows[:3])} read released checkpoints, but the config has no `released:` section "
+                         "(released: {dir: resources/released, backbone_weights: checkpoint})")
     if config["folds"] != sorted(config["folds"]):
         raise ValueError(f"folds must be in increasing order, got {config['folds']}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from hmfs.cli import add_common_model_args, resolve_splits_dir
 from hmfs.data import BENCHMARKS, build_dataset
 from hmfs.engine import run_epoch
 from hmfs.metrics import IoUAccumulator
@@ -259,32 +260,6 @@ def train(config: TrainConfig, restart_finished: bool = False) -> dict:
     atomic_write_json(out_dir / "train_summary.json", summary)
     log.info("done: best epoch %s (val mIoU %.2f), last epoch %s", best["epoch"], best["val_miou"], last_epoch)
     return summary
-
-
-def add_common_model_args(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by train and evaluate: data, backbone, masking, device."""
-    parser.add_argument("--benchmark", required=True, choices=BENCHMARKS)
-    parser.add_argument("--data-root", required=True, type=Path, help="folder holding VOC2012/, COCO2014/ or FSS-1000/")
-    parser.add_argument("--splits-dir", type=Path, default=None, help="split lists (default: HSNet's, shipped with hmfs)")
-    parser.add_argument("--fold", type=int, default=0)
-    parser.add_argument("--backbone", required=True, choices=BACKBONES)
-    parser.add_argument("--masking", required=True, choices=MASKINGS, help="fm (HSNet), im, hm (HMFS)")
-    weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--backbone-weights", type=Path, help="local ResNet state dict (e.g. torchvision's ImageNet file)")
-    weights.add_argument("--random-backbone", action="store_true", help="random frozen backbone (tests, ablations)")
-    parser.add_argument("--img-size", type=int, default=400)
-    parser.add_argument("--batch-size", type=int, default=20)
-    parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (measure its mIoU against fp32 first)")
-
-
-def resolve_splits_dir(splits_dir: Path | None) -> Path:
-    if splits_dir is not None:
-        return splits_dir
-    from hmfs.data.splits import packaged_splits_dir
-
-    return packaged_splits_dir()
 
 
 def add_parser(subparsers) -> None:

@@ -6,7 +6,8 @@ import pytest
 
 from hmfs.cli import build_parser, main
 
-COMMANDS = ("generate", "prepare", "convert-splits", "pretrain", "train", "evaluate", "bench", "fetch-weights", "tables", "figures")
+COMMANDS = ("generate", "prepare", "convert-splits", "pretrain", "train", "evaluate", "bench", "fetch-weights", "check-released",
+            "tables", "figures")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

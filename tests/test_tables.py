@@ -34,7 +34,7 @@ def test_real_table_puts_paper_numbers_and_differences_next_to_reproduced_rows(t
     assert main(table1_args(results, tmp_path / "t1", "--published", str(PUBLISHED))) == 0
     csv = (tmp_path / "t1.csv").read_text().splitlines()
     assert csv[0].startswith("backbone,method,source,1shot_fold0,1shot_fold1,1shot_fold2,1shot_fold3,1shot_mIoU,1shot_FB-IoU,5shot_fold0")
-    rows = {(line.split(",")[1], line.split(",")[2]): line.split(",")[3:] for line in csv[1:]}
+    rows = {(line.split(",")[1], line.split(",")[2]): line.split(",")[3:-1] for line in csv[1:]}
     hmfs_mine, hmfs_paper, hmfs_diff = rows[("HMFS*", "reproduced")], rows[("HMFS*", "paper")], rows[("HMFS*", "difference")]
     assert [float(v) for v in hmfs_mine[:6]] == [60.0, 70.0, 61.0, 65.0, 64.0, 76.5]
     assert [float(v) for v in hmfs_paper[:6]] == [69.0, 70.9, 59.3, 61.0, 65.0, 76.5]
@@ -89,7 +89,7 @@ def test_real_table3_and_table4_use_the_papers_columns(tmp_path):
     assert main(["tables", "--table", "table3", "--results", str(results), "--benchmark", "fss", "--backbones",
                  "resnet50", "--rows", "HSNet=fm", "HMFS=hm", "--published", str(PUBLISHED),
                  "--out-prefix", str(tmp_path / "t3")]) == 0
-    rows = {tuple(line.split(",")[1:3]): line.split(",")[3:] for line in (tmp_path / "t3.csv").read_text().splitlines()[1:]}
+    rows = {tuple(line.split(",")[1:3]): line.split(",")[3:-1] for line in (tmp_path / "t3.csv").read_text().splitlines()[1:]}
     assert rows[("HMFS", "reproduced")] == ["86.0000", "88.0000"] and rows[("HMFS", "paper")] == ["87.1000", "88.0000"]
     assert float(rows[("HMFS", "difference")][0]) == pytest.approx(-1.1) and rows[("HSNet", "reproduced")] == ["", ""]
     assert rows[("FSOT", "literature")] == ["82.5000", "83.8000"]
@@ -100,8 +100,8 @@ def test_real_table3_and_table4_use_the_papers_columns(tmp_path):
                  "pascal", "--backbones", "resnet50", "--shots", "1", "--rows", "HSNet=fm", "--published", str(PUBLISHED),
                  "--out-prefix", str(tmp_path / "t4")]) == 0
     header, *lines = (tmp_path / "t4.csv").read_text().splitlines()
-    assert header == "backbone,method,source,1shot_fold0,1shot_fold1,1shot_fold2,1shot_fold3,1shot_mIoU"
-    rows = {tuple(line.split(",")[1:3]): line.split(",")[3:] for line in lines}
+    assert header == "backbone,method,source,1shot_fold0,1shot_fold1,1shot_fold2,1shot_fold3,1shot_mIoU,checkpoints"
+    rows = {tuple(line.split(",")[1:3]): line.split(",")[3:-1] for line in lines}
     assert rows[("HSNet", "paper")] == ["45.4000", "61.2000", "63.4000", "75.9000", "61.6000"]
     assert float(rows[("HSNet", "difference")][4]) == pytest.approx(50.0 - 61.6)
     assert "printed mean 61.6 differs" in (tmp_path / "t4.md").read_text()  # table4 resnet50 HSNet, flagged
@@ -115,8 +115,8 @@ def test_reduced_folds_keep_paper_folds_aligned_and_leave_mean_differences_blank
                  "resnet50", "--folds", "3", "1", "--shots", "1", "--rows", "HSNet=fm", "--published", str(PUBLISHED),
                  "--out-prefix", str(tmp_path / "t")]) == 0
     header, *lines = (tmp_path / "t.csv").read_text().splitlines()
-    assert header == "backbone,method,source,1shot_fold1,1shot_fold3,1shot_mIoU,1shot_FB-IoU"
-    rows = {tuple(line.split(",")[1:3]): line.split(",")[3:] for line in lines}
+    assert header == "backbone,method,source,1shot_fold1,1shot_fold3,1shot_mIoU,1shot_FB-IoU,checkpoints"
+    rows = {tuple(line.split(",")[1:3]): line.split(",")[3:-1] for line in lines}
     assert rows[("HSNet", "reproduced")] == ["70.0000", "60.0000", "65.0000", "75.0000"]
     assert rows[("HSNet", "paper")] == ["70.7000", "60.5000", "64.0000", "76.7000"]  # folds 1 and 3 of the paper
     diff = rows[("HSNet", "difference")]

@@ -4,6 +4,8 @@ reduced synthetic grid (tables, figures, report), which a second run leaves alon
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -18,7 +20,7 @@ import yaml
 from hmfs import grid
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "hmfs", "report", "envs", "profiles")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "config.released.yaml", "workflow", "hmfs", "report", "envs", "profiles")
 
 
 def snakemake(cwd: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -182,6 +184,50 @@ def test_tiny_synthetic_pipeline_end_to_end(workdir):
     shutil.rmtree(workdir / grid.state_dir("out", grid.Run("coco", "resnet18", "hm", "fold0")))
     snakemake(workdir, "--configfile", tiny.name, "--cores", "2", "--forcerun", fold)
     assert "from scratch" in log.read_text() and "epoch 2/2" in log.read_text()
+
+
+def test_released_config_lists_missing_files_then_plans_evaluations_only(workdir):
+    empty = snakemake(workdir, "-n", "--configfile", "config.released.yaml", check=False)
+    assert empty.returncode != 0
+    out = empty.stdout + empty.stderr
+    assert "36 of 36 released checkpoints are missing" in out
+    assert "resources/released/coco/resnet101/hm/fold3/best_model.pt  <- the HM authors'" in out
+    config = yaml.safe_load((REPO / "config.released.yaml").read_text())
+    for run in grid.released_runs(config):
+        path = workdir / grid.checkpoint_path(config, run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()  # a dry run only needs the files to exist
+    counts = job_counts(snakemake(workdir, "-n", "--configfile", "config.released.yaml").stdout)
+    assert counts == {"prepare_data": 3, "evaluate_model": 72, "evaluate_cross_domain": 32, "make_table": 4,
+                      "report_html": 1, "all": 1}, counts
+
+
+@pytest.mark.slow
+def test_released_checkpoints_evaluate_through_the_workflow(workdir):
+    from test_released import save_official
+
+    config = yaml.safe_load(tiny_config(workdir).read_text())
+    config["released"] = {"dir": "out/released_files", "backbone_weights": "checkpoint"}
+    config["tables"] = {name: config["tables"][name] for name in ("table2", "table4")}
+    for spec in config["tables"].values():
+        spec["rows"] = {name: {**row, "source": "released"} for name, row in spec["rows"].items()}
+    config["figures"] = {}
+    (workdir / "released.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    for seed, run in enumerate(grid.released_runs(config)):
+        save_official(workdir / grid.checkpoint_path(config, run), run.backbone, run.masking, seed=seed)
+    run = snakemake(workdir, "--configfile", "released.yaml", "--cores", "2")
+    counts = job_counts(run.stdout + run.stderr)
+    assert "train_model" not in counts and "pretrain_backbone" not in counts, counts
+    assert counts["evaluate_model"] == 4 and counts["evaluate_cross_domain"] == 4 and counts["make_table"] == 2, counts
+    result = json.loads((workdir / "out" / "released" / "coco" / "resnet18" / "hm" / "fold0" / "eval_on_pascal_5shot.json")
+                        .read_text())
+    assert result["checkpoint_origin"] == "released" and result["backbone_weights"] == "checkpoint"
+    assert result["checkpoint_sha256"] == hashlib.sha256(
+        (workdir / "out" / "released_files" / "coco" / "resnet18" / "hm" / "fold0" / "best_model.pt").read_bytes()).hexdigest()
+    md = (workdir / "out" / "tables" / "table4.md").read_text()
+    assert "HMFS (released weights)" in md and "Made from 4 of 4 evaluation files" in md
+    assert "fold0: released sha256" in (workdir / "out" / "tables" / "table2.csv").read_text()
+    assert (workdir / "report.html").stat().st_size > 10_000
 
 
 def test_conda_env_pins_equal_requirements():

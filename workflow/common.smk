@@ -8,6 +8,7 @@ sys.path.insert(0, workflow.basedir)  # the hmfs package beside the Snakefile
 from hmfs import grid
 
 grid.check_grid(config)
+grid.check_released_files(config)  # every released checkpoint in place, or one list of the missing ones
 
 OUT = config["output_dir"]
 EVALUATIONS = grid.evaluations(config)
@@ -31,6 +32,7 @@ wildcard_constraints:
     test_benchmark="pascal|coco|fss",
     backbone="resnet18|resnet34|resnet50|resnet101",
     variant="(fm|im|hm)(_aug)?",
+    run="(released/)?(pascal|coco|fss)/(resnet18|resnet34|resnet50|resnet101)/(fm|im|hm)(_aug)?/(fold[0-3]|all)",
     fold="fold[0-3]|all",
     shot="[0-9]+",
     table="table[1-5]",
@@ -47,6 +49,9 @@ def job(name, key):
 
 
 def run_of(wildcards):
+    """The run of a job: from its {run} key (evaluations) or its four wildcards (training)."""
+    if "run" in wildcards.keys():
+        return grid.parse_run_key(wildcards.run)
     return grid.Run(wildcards.benchmark, wildcards.backbone, wildcards.variant, wildcards.fold)
 
 
@@ -66,12 +71,12 @@ def get_raw_input(wildcards):
 
 
 def get_evaluation_input(wildcards, test_benchmark):
+    """best.pt of a training, or a released checkpoint (which carries its own backbone unless configured not to)."""
     run = run_of(wildcards)
-    return {
-        "checkpoint": f"{grid.run_dir(OUT, run)}/best.pt",
-        "data": grid.prepared_marker(config, test_benchmark),
-        "weights": grid.weights_path(config, run.backbone),
-    }
+    inputs = {"checkpoint": grid.checkpoint_path(config, run), "data": grid.prepared_marker(config, test_benchmark)}
+    if grid.uses_backbone_weights(config, run):
+        inputs["weights"] = grid.weights_path(config, run.backbone)
+    return inputs
 
 
 def get_table_input(wildcards):

@@ -1,23 +1,25 @@
 # Evaluation: k-shot mIoU / FB-IoU of each run's best checkpoint (1-shot and 5-shot are evaluations of
 # the same 1-shot model), and Table 4's COCO -> PASCAL evaluations on the classes RePRI's protocol keeps.
+# {run} is the run's folder key, [released/]<benchmark>/<backbone>/<variant>/<fold>: runs trained here,
+# or the authors' released checkpoints (results/released/...), evaluated by the same rules.
 
 
 rule evaluate_model:
     input:
-        unpack(lambda wildcards: get_evaluation_input(wildcards, wildcards.benchmark)),
+        unpack(lambda wildcards: get_evaluation_input(wildcards, run_of(wildcards).benchmark)),
     output:
-        result=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/eval_{{shot}}shot.json",
-        predictions=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/eval_{{shot}}shot_predictions.npz",
+        result=f"{OUT}/{{run}}/eval_{{shot}}shot.json",
+        predictions=f"{OUT}/{{run}}/eval_{{shot}}shot_predictions.npz",
     params:
         flags=lambda wildcards: flags(
             grid.evaluation_flags(
-                config, grid.Evaluation(run_of(wildcards), int(wildcards.shot), wildcards.benchmark)
+                config, grid.Evaluation(run_of(wildcards), int(wildcards.shot), run_of(wildcards).benchmark)
             )
         ),
     log:
-        f"{OUT}/logs/evaluate_model/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/{{shot}}shot.log",
+        f"{OUT}/logs/evaluate_model/{{run}}/{{shot}}shot.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate_model/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/{{shot}}shot.tsv"
+        f"{OUT}/benchmarks/evaluate_model/{{run}}/{{shot}}shot.tsv"
     threads: job("evaluate", "threads")
     resources:
         mem_mb=job("evaluate", "mem_mb"),
@@ -33,8 +35,8 @@ rule evaluate_cross_domain:
     input:
         unpack(lambda wildcards: get_evaluation_input(wildcards, wildcards.test_benchmark)),
     output:
-        result=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/eval_on_{{test_benchmark}}_{{shot}}shot.json",
-        predictions=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/eval_on_{{test_benchmark}}_{{shot}}shot_predictions.npz",
+        result=f"{OUT}/{{run}}/eval_on_{{test_benchmark}}_{{shot}}shot.json",
+        predictions=f"{OUT}/{{run}}/eval_on_{{test_benchmark}}_{{shot}}shot_predictions.npz",
     params:
         flags=lambda wildcards: flags(
             grid.evaluation_flags(
@@ -42,9 +44,9 @@ rule evaluate_cross_domain:
             )
         ),
     log:
-        f"{OUT}/logs/evaluate_cross_domain/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/{{test_benchmark}}_{{shot}}shot.log",
+        f"{OUT}/logs/evaluate_cross_domain/{{run}}/{{test_benchmark}}_{{shot}}shot.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate_cross_domain/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/{{test_benchmark}}_{{shot}}shot.tsv"
+        f"{OUT}/benchmarks/evaluate_cross_domain/{{run}}/{{test_benchmark}}_{{shot}}shot.tsv"
     threads: job("evaluate", "threads")
     resources:
         mem_mb=job("evaluate", "mem_mb"),

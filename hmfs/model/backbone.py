@@ -59,7 +59,7 @@ def feature_layout(name: str) -> FeatureLayout:
     return FeatureLayout(block_layers, feat_ids, (n4, n4 + n3, n4 + n3 + n2))
 
 
-def _clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def clean_backbone_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the classifier head and `module.`/`backbone.` prefixes from a ResNet state dict."""
     cleaned = {}
     for key, value in state.items():
@@ -105,7 +105,7 @@ def build_backbone(
         else:
             state = weights
         try:
-            missing, unexpected = backbone.load_state_dict(_clean_state_dict(state), strict=False)
+            missing, unexpected = backbone.load_state_dict(clean_backbone_state_dict(state), strict=False)
         except RuntimeError as error:  # tensors of another shape: another architecture
             raise ValueError(f"weights do not fit {name}: {str(error).splitlines()[1].strip()} (is it a {name} state dict?)") from error
         if missing or unexpected:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -42,20 +43,108 @@ def load_hsnet_checkpoint(model: HSNet, checkpoint: str | Path | Mapping[str, to
     Float16 weights are cast to float32. Raises ValueError naming missing/unexpected keys.
     """
     if isinstance(checkpoint, (str, Path)):
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = read_checkpoint(checkpoint)
+    load_learner(model.hpn_learner, checkpoint, model.backbone_name)
+    return model
+
+
+def load_learner(learner: torch.nn.Module, checkpoint: Mapping, backbone: str) -> None:
+    """Load the learner weights of a checkpoint's state into `learner` (the HPN learner of `backbone`).
+
+    Raises ValueError naming missing/unexpected keys and wrong shapes.
+    """
     state = learner_state_dict(checkpoint)
-    expected = model.hpn_learner.state_dict()
+    expected = learner.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
     if missing or unexpected or wrong_shape:
         raise ValueError(
-            f"checkpoint does not fit the {model.backbone_name} HPN learner (was it trained with another "
+            f"checkpoint does not fit the {backbone} HPN learner (was it trained with another "
             f"backbone?): missing keys {missing[:4]}, unexpected keys {unexpected[:4]}, "
             f"wrong shapes {[(k, tuple(state[k].shape), tuple(expected[k].shape)) for k in wrong_shape[:2]]}"
         )
-    model.hpn_learner.load_state_dict(state)
-    return model
+    learner.load_state_dict(state)
+
+
+# Blocks per stage and block type of each supported ResNet, as they show in a state dict's keys.
+_SIGNATURES = {
+    ("bottleneck", 6): "resnet50",
+    ("bottleneck", 23): "resnet101",
+    ("basic", 2): "resnet18",
+    ("basic", 6): "resnet34",
+}
+_BACKBONE_KEY = re.compile(r"^(?:module\.)?backbone\.(.+)$")
+
+
+def read_checkpoint(path: str | Path) -> Mapping:
+    """A checkpoint file's contents, loaded on the CPU with `weights_only=True`.
+
+    Takes both torch serialisation formats (the zip format of torch >= 1.6 and the older one that
+    the released HSNet / HM files may use); a file that is not a torch checkpoint, or that needs
+    code to unpickle, is a ValueError naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many types for a bad file; all mean "not loadable"
+        raise ValueError(f"{path} is not a checkpoint torch can load with weights_only=True "
+                         f"({type(error).__name__}: {str(error).splitlines()[0][:200]})") from error
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def backbone_state_dict(state: Mapping) -> dict[str, torch.Tensor]:
+    """The `backbone.*` weights of a full HSNet state dict (with or without `module.`), prefix removed.
+
+    Empty for our own checkpoints, which keep only the learner.
+    """
+    backbone = {}
+    for key, value in state.items():
+        match = _BACKBONE_KEY.match(key) if isinstance(key, str) else None
+        if match and torch.is_tensor(value):
+            backbone[match.group(1)] = value
+    return backbone
+
+
+def infer_backbone(backbone_state: Mapping[str, torch.Tensor]) -> str | None:
+    """Which ResNet a backbone state dict is (from its layer3 block count and block type); None if unknown."""
+    blocks = {int(m.group(1)) for key in backbone_state if (m := re.match(r"layer3\.(\d+)\.", key))}
+    if not blocks:
+        return None
+    kind = "bottleneck" if any(key.startswith("layer3.0.conv3.") for key in backbone_state) else "basic"
+    return _SIGNATURES.get((kind, max(blocks) + 1))
+
+
+def check_checkpoint_backbone(state: Mapping, backbone: str, path: str | Path) -> bool:
+    """Raise when a checkpoint carrying backbone weights holds another backbone than `backbone`.
+
+    Returns whether the checkpoint carries backbone weights at all (the released HSNet / HM files do).
+    """
+    weights = backbone_state_dict(state)
+    if not weights:
+        return False
+    found = infer_backbone(weights)
+    if found != backbone:
+        raise ValueError(
+            f"{path} holds a {found or 'unrecognised'} backbone (layer3 of its backbone.* keys), but it is "
+            f"configured as {backbone}: move it to the folder of {found or 'its backbone'} or fix the backbone")
+    return True
+
+
+def checkpoint_metadata(state: Mapping) -> dict:
+    """What a checkpoint says about itself: epoch and validation mIoU where its authors stored them."""
+    meta = {}
+    for key, names in (("epoch", ("epoch",)), ("val_miou", ("val_miou", "best_val_miou", "miou"))):
+        for name in names:
+            value = state.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                meta[key] = value
+                break
+            if torch.is_tensor(value) and value.numel() == 1:
+                meta[key] = value.item()
+                break
+    return meta
