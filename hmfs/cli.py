@@ -21,6 +21,8 @@ COMMANDS = {
     "bench": "hmfs.bench",
     "fetch-weights": "hmfs.weights",
     "check-released": "hmfs.check_released",
+    "fetch": "hmfs.download.command",
+    "unpack": "hmfs.download.command",
     "tables": "hmfs.tables",
     "figures": "hmfs.figures",
 }

@@ -6,7 +6,7 @@ import pytest
 
 from hmfs.cli import build_parser, main
 
-COMMANDS = ("generate", "prepare", "convert-splits", "pretrain", "train", "evaluate", "bench", "fetch-weights", "check-released",
+COMMANDS = ("generate", "prepare", "convert-splits", "pretrain", "train", "evaluate", "bench", "fetch-weights", "check-released", "fetch", "unpack",
             "tables", "figures")
 
 
