@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import logging
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hmfs.grid import NO_FOLD, TABLES, Evaluation, Run, evaluation_path, run_folds
+from hmfs.grid import NO_FOLD, TABLES, Evaluation, Run, evaluation_path, fold_index, parse_variant, run_folds
+from hmfs.table_format import MISSING, Row, columns_of, render
+from hmfs.uncertainty import (Cell, Scorer, Settings, add_bootstrap_args, fold_bootstraps, paired_cells, row_cells,
+                              table_notes)
 
 log = logging.getLogger(__name__)
 
-MISSING = "–"  # shown for a run that has no evaluation file yet; never a zero
 PRINTED_MEAN_TOLERANCE = 0.051  # a printed mean off the average of its printed folds by more than rounding
 TITLES = {
     "table1": "Table 1: PASCAL-5i, mIoU per fold, mean mIoU and FB-IoU",
@@ -26,36 +25,8 @@ TITLES = {
     "table4": "Table 4: domain shift, trained on COCO-20i, tested on PASCAL-5i (mIoU per fold and mean)",
     "table5": "Table 5: masking ablation on COCO-20i, FM vs IM vs HM",
 }
-
-
-@dataclass
-class Row:
-    """One table row: values per shot, each [fold values..., mean mIoU, FB-IoU] (None = missing)."""
-
-    backbone: str
-    method: str
-    source: str  # reproduced | released | paper | difference | released_difference | literature
-    values: dict[int, list[float | None]]
-    notes: list[str] = field(default_factory=list)
-    checkpoints: list[str] = field(default_factory=list)  # provenance of reproduced / released rows
-
-
 SOURCE_OF_ORIGIN = {"trained": "reproduced", "released": "released"}
-LABELS = {"reproduced": "{} (reproduced)", "released": "{} (released weights)", "paper": "{} (paper)",
-          "difference": "{} (reproduced − paper)", "released_difference": "{} (released weights − paper)",
-          "literature": "{}"}
-
-
-def columns_of(table: str, folds: list[str]) -> list[str]:
-    """Per-shot value columns of a table in the paper's layout."""
-    if table == "table3":
-        return ["mIoU"]
-    fold_columns = [] if folds == [NO_FOLD] else list(folds)
-    return fold_columns + (["mIoU"] if table == "table4" else ["mIoU", "FB-IoU"])
-
-
-def _mean(values: list[float | None]) -> float | None:
-    return None if not values or any(v is None for v in values) else sum(values) / len(values)
+PAIRED_OF_ORIGIN = {"trained": "paired", "released": "released_paired"}
 
 
 def provenance(fold: str, result: dict[str, Any]) -> str:
@@ -70,28 +41,22 @@ def provenance(fold: str, result: dict[str, Any]) -> str:
     return text
 
 
-def reproduced_values(results: Path, run_of_fold: dict[str, Run], shot: int, test_benchmark: str,
-                      table: str, folds: list[str]) -> tuple[list[float | None], list[str], list[str]]:
-    """[fold mIoUs..., mean mIoU(, mean FB-IoU)] from the evaluation files (missing files give None),
-    the files used, and each checkpoint's provenance."""
-    mious, fb_ious, used, checkpoints = [], [], [], []
+def reproduced_values(results: Path, runs_of_fold: dict[str, list[Run]], shot: int, test_benchmark: str,
+                      table: str, folds: list[str], scorer: Scorer) -> tuple[list[Cell | None], list, list[str], list[str]]:
+    """[fold mIoUs..., mean mIoU(, mean FB-IoU)] cells of one row and shot (None where a file is
+    missing), each fold's per-seed bootstraps, the files used, and each checkpoint's provenance.
+    runs_of_fold: per fold its runs, one per training seed (the cell is their mean)."""
+    per_fold, used, checkpoints = [], [], []
     for fold in folds:
-        run = run_of_fold[fold]
-        path = Path(evaluation_path(str(results), Evaluation(run, shot, test_benchmark)))
-        if path.is_file():
-            result = json.loads(path.read_text())
-            mious.append(float(result["miou"]))
-            fb_ious.append(float(result["fb_iou"]))
-            used.append(str(path))
-            checkpoints.append(provenance(fold, result))
-        else:
-            mious.append(None)
-            fb_ious.append(None)
-    per_fold = [] if folds == [NO_FOLD] else mious
-    values = per_fold + [_mean(mious)]
-    if table not in ("table3", "table4"):
-        values.append(_mean(fb_ious))
-    return values, used, checkpoints
+        paths = [Path(evaluation_path(str(results), Evaluation(run, shot, test_benchmark))) for run in runs_of_fold[fold]]
+        per_fold.append(fold_bootstraps(scorer, paths, fold_index(fold)))
+        if per_fold[-1] is not None:
+            used += [str(path) for path in paths]
+            for run, path in zip(runs_of_fold[fold], paths):
+                name = fold if len(paths) == 1 else f"{fold}/seed{run.seed}"
+                checkpoints.append(provenance(name, json.loads(path.read_text())))
+    cells = row_cells(per_fold, folds != [NO_FOLD], table not in ("table3", "table4"), scorer.settings.confidence)
+    return cells, per_fold, used, checkpoints
 
 
 def published_rows(published: dict[str, Any], table: str, backbone: str, shots: list[int],
@@ -120,29 +85,56 @@ def published_rows(published: dict[str, Any], table: str, backbone: str, shots: 
     return rows
 
 
+def paired_rows(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """(baseline name, other name, origin) of the paired differences a table shows: every im or hm
+    row minus the fm row with the same augmentation and origin (HM − FM, IM − FM; HMFS* − HSNet*)."""
+    baseline = {(augment, origin): name for name, variant, origin in rows
+                for masking, augment in [parse_variant(variant)] if masking == "fm"}
+    out = []
+    for name, variant, origin in rows:
+        masking, augment = parse_variant(variant)
+        if masking in ("im", "hm") and (augment, origin) in baseline:
+            out.append((baseline[(augment, origin)], name, origin))
+    masking_of = {name: parse_variant(variant)[0] for name, variant, _ in rows}
+    return sorted(out, key=lambda pair: (pair[2] != "trained", masking_of[pair[1]] != "hm"))  # trained first, HM first
+
+
 def build_table(table: str, results: Path, benchmark: str, test_benchmark: str, backbones: list[str],
                 folds: list[str], shots: list[int], rows: list[tuple[str, str, str]],
-                published: dict[str, Any] | None) -> tuple[list[Row], list[str]]:
+                published: dict[str, Any] | None, seeds: list[int] | None = None,
+                scorer: Scorer | None = None) -> tuple[list[Row], list[str]]:
     """All rows of one table, in the paper's order, and the evaluation files used.
 
     `rows`: (name, variant, origin) each; a name may come twice, released and trained, side by side.
+    `seeds`: the training seeds of trained rows (each cell is their mean); released rows have one checkpoint.
     """
+    seeds, scorer = seeds or [0], scorer or Scorer(Settings())
     ncolumns = len(columns_of(table, folds))
+    show_folds, with_fb = folds != [NO_FOLD], table not in ("table3", "table4")
     out: list[Row] = []
     used_files: list[str] = []
     for backbone in backbones:
         reproduced: dict[str, list[Row]] = {}
+        bootstraps: dict[tuple[str, str], dict[int, list]] = {}
         for method, variant, origin in rows:
-            run_of_fold = {fold: Run(benchmark, backbone, variant, fold, origin) for fold in folds}
-            values, checkpoints = {}, []
+            runs_of_fold = {fold: [Run(benchmark, backbone, variant, fold, origin, seed)
+                                   for seed in (seeds if origin == "trained" else [0])] for fold in folds}
+            row = Row(backbone, method, SOURCE_OF_ORIGIN[origin], {})
             for shot in shots:
-                values[shot], used, provenances = reproduced_values(results, run_of_fold, shot, test_benchmark, table, folds)
+                row.cells[shot], bootstraps.setdefault((method, origin), {})[shot], used, provenances = reproduced_values(
+                    results, runs_of_fold, shot, test_benchmark, table, folds, scorer)
+                row.values[shot] = [None if c is None else c.point for c in row.cells[shot]]
                 used_files += used
-                checkpoints = checkpoints or provenances  # every shot evaluates the same checkpoints
-            reproduced.setdefault(method, []).append(
-                Row(backbone, method, SOURCE_OF_ORIGIN[origin], values, checkpoints=checkpoints))
+                row.checkpoints = row.checkpoints or provenances  # every shot evaluates the same checkpoints
+            reproduced.setdefault(method, []).append(row)
+        pairs = []
+        for a, b, origin in paired_rows(rows):
+            cells = {shot: paired_cells(bootstraps[(a, origin)][shot], bootstraps[(b, origin)][shot], show_folds, with_fb,
+                                        scorer.settings.confidence) for shot in shots}
+            pairs.append(Row(backbone, f"{b} − {a}", PAIRED_OF_ORIGIN[origin],
+                             {s: [None if c is None else c.point for c in cells[s]] for s in shots}, cells=cells))
         if published is None:
-            out += [row for mine in reproduced.values() for row in mine]
+            out += [row for mine in reproduced.values() for row in mine] + pairs
             continue
         paper = published_rows(published, table, backbone, shots, ncolumns)
         for method, (ours, values, notes) in paper.items():
@@ -154,14 +146,14 @@ def build_table(table: str, results: Path, benchmark: str, test_benchmark: str, 
                 partial = folds != [NO_FOLD] and len(folds) != 4  # a mean over fewer folds is not the paper's mean
                 for mine in mine_rows:
                     source = "difference" if mine.source == "reproduced" else "released_difference"
-                    out.append(Row(backbone, method, source, {
-                        s: [None if a is None or b is None or (partial and i >= len(folds)) else a - b
-                            for i, (a, b) in enumerate(zip(mine.values[s], values[s]))]
-                        for s in shots}))
+                    cells = {s: [None if c is None or p is None or (partial and i >= len(folds)) else c.shifted(p)
+                                 for i, (c, p) in enumerate(zip(mine.cells[s], values[s]))] for s in shots}
+                    out.append(Row(backbone, method, source,
+                                   {s: [None if c is None else c.point for c in cells[s]] for s in shots}, cells=cells))
             elif not ours:
                 values = {s: _select_folds(v, folds, table) for s, v in values.items()}
                 out.append(Row(backbone, method, "literature", values, notes))
-        out += [row for mine in reproduced.values() for row in mine]  # reproduced rows the paper does not print
+        out += [row for mine in reproduced.values() for row in mine] + pairs  # rows the paper does not print, then pairs
     return out, used_files
 
 
@@ -171,79 +163,6 @@ def _select_folds(values: list[float | None], folds: list[str], table: str) -> l
         return values
     picked = [values[int(f[len("fold"):])] for f in folds if f != NO_FOLD]
     return picked + values[4:]
-
-
-def _fmt(value: float | None, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return MISSING
-    return f"{value:+.1f}" if signed else f"{value:.1f}"
-
-
-def _label(row: Row) -> str:
-    return LABELS[row.source].format(row.method)
-
-
-def _signed(row: Row) -> bool:
-    return row.source in ("difference", "released_difference")
-
-
-def render(table: str, rows: list[Row], folds: list[str], shots: list[int], title: str, notes: list[str]) -> dict[str, str]:
-    """The table as {csv, md, tex, html} text."""
-    columns = columns_of(table, folds)
-    header = ["backbone", "method", "source"] + [f"{shot}shot_{c}" for shot in shots for c in columns] + ["checkpoints"]
-    csv_lines = [",".join(header)]
-    for row in rows:
-        cells = [row.backbone, _csv_quote(row.method), row.source]
-        cells += ["" if v is None else f"{v:.4f}" for shot in shots for v in row.values[shot]]
-        cells.append(_csv_quote("; ".join(row.checkpoints)))
-        csv_lines.append(",".join(cells))
-    footnotes = list(notes) + [f"{_label(r)}: {n}" for r in rows for n in r.notes]
-    footnotes += [f"{_label(r)}, {r.backbone} checkpoints: {'; '.join(r.checkpoints)}"
-                  for r in rows if r.source == "released" and r.checkpoints]
-
-    md = [f"# {title}", ""]
-    md.append("| backbone | method | " + " | ".join(f"{shot}-shot {c}" for shot in shots for c in columns) + " |")
-    md.append("|---|---|" + "---:|" * (len(columns) * len(shots)))
-    for row in rows:
-        signed = _signed(row)
-        md.append(f"| {row.backbone} | {_label(row)} | "
-                  + " | ".join(_fmt(v, signed) for shot in shots for v in row.values[shot]) + " |")
-    md += [""] + [f"- {n}" for n in footnotes]
-
-    width = len(columns) * len(shots)
-    tex = ["% " + title, "\\begin{tabular}{ll" + "r" * width + "}", "\\toprule",
-           " & & " + " & ".join(f"\\multicolumn{{{len(columns)}}}{{c}}{{{shot}-shot}}" for shot in shots) + " \\\\",
-           "Backbone & Method & " + " & ".join(_tex(c) for _ in shots for c in columns) + " \\\\", "\\midrule"]
-    for row in rows:
-        signed = _signed(row)
-        tex.append(f"{row.backbone} & {_tex(_label(row))} & "
-                   + " & ".join(_tex(_fmt(v, signed)) for shot in shots for v in row.values[shot]) + " \\\\")
-    tex += ["\\bottomrule", "\\end{tabular}"] + [f"% {n}" for n in footnotes]
-
-    cells = "".join(f"<th>{shot}-shot {html.escape(c)}</th>" for shot in shots for c in columns)
-    body = []
-    for row in rows:
-        signed = _signed(row)
-        body.append(f'<tr class="{row.source}"><td>{row.backbone}</td><td>{html.escape(_label(row))}</td>'
-                    + "".join(f"<td>{_fmt(v, signed)}</td>" for shot in shots for v in row.values[shot]) + "</tr>")
-    page = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
-        "body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:nth-child(-n+2){text-align:left}"
-        "tr.reproduced{font-weight:bold}tr.released{font-weight:bold;color:#0a4f8a}"
-        "tr.difference,tr.released_difference{color:#555;font-style:italic}</style></head><body>"
-        f"<h3>{html.escape(title)}</h3><table><tr><th>backbone</th><th>method</th>{cells}</tr>{''.join(body)}</table>"
-        + "".join(f"<p>{html.escape(n)}</p>" for n in footnotes) + "</body></html>\n"
-    )
-    return {"csv": "\n".join(csv_lines) + "\n", "md": "\n".join(md) + "\n", "tex": "\n".join(tex) + "\n", "html": page}
-
-
-def _csv_quote(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"') else text
-
-
-def _tex(text: str) -> str:
-    return text.replace("_", "\\_").replace("*", "$^*$").replace("−", "$-$").replace(MISSING, "--")
 
 
 def parse_rows(specs: list[str]) -> list[tuple[str, str, str]]:
@@ -273,8 +192,9 @@ def make_tables(args: argparse.Namespace) -> dict[str, str]:
         if args.published is None or not args.published.is_file():
             raise FileNotFoundError(f"published results not found: {args.published} (pass --published, or --synthetic)")
         published = yaml.safe_load(args.published.read_text())
+    settings = Settings(args.resamples, args.bootstrap_seed, args.confidence)
     rows, used = build_table(args.table, args.results, args.benchmark, args.test_benchmark or args.benchmark,
-                             args.backbones, folds, args.shots, parsed_rows, published)
+                             args.backbones, folds, args.shots, parsed_rows, published, args.seeds, Scorer(settings))
     title = TITLES[args.table]
     notes = []
     if args.synthetic:
@@ -290,7 +210,9 @@ def make_tables(args: argparse.Namespace) -> dict[str, str]:
     if len(folds) not in (1, 4):
         notes.append(f"Only folds {', '.join(f[len('fold'):] for f in folds)} were run; mIoU and FB-IoU are their means "
                      "(the paper averages all four).")
-    expected = sum(len(folds) * len(args.shots) for _ in args.backbones for _ in args.rows)
+    notes += table_notes(settings, args.seeds, published is not None, bool(paired_rows(parsed_rows)))
+    expected = sum(len(folds) * len(args.shots) * (len(args.seeds) if origin == "trained" else 1)
+                   for _ in args.backbones for _, _, origin in parsed_rows)
     notes.append(f"Made from {len(used)} of {expected} evaluation files; {MISSING} marks a run without one.")
     texts = render(args.table, rows, folds, args.shots, title, notes)
     from hmfs.runtime import atomic_write_text
@@ -313,6 +235,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--backbones", required=True, nargs="+")
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    add_bootstrap_args(parser)
     parser.add_argument("--rows", required=True, nargs="+",
                         help="NAME=VARIANT[@released] per reproduced row, e.g. HSNet=fm 'HMFS*=hm_aug' HSNet=fm@released")
     parser.add_argument("--published", type=Path, default=None, help="published_results.yaml (real benchmarks)")

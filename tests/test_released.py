@@ -170,13 +170,15 @@ def test_source_both_puts_released_and_trained_runs_side_by_side(released_config
 
 
 def test_table_marks_released_rows_and_their_provenance(tmp_path):
+    from test_tables import per_episode
+
     results = tmp_path / "results"
     for origin, value in (("released", 86.0), ("trained", 84.0)):
         for shot in (1, 5):
             path = Path(grid.evaluation_path(str(results), grid.Evaluation(grid.Run("fss", "resnet50", "hm", "all", origin),
                                                                             shot, "fss")))
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"miou": value + shot, "fb_iou": 90.0, "checkpoint_origin": origin,
+            path.write_text(json.dumps({**per_episode(value + shot, 90.0), "checkpoint_origin": origin,
                                         "checkpoint_sha256": ("ab" if origin == "released" else "cd") * 32}))
     assert main(["tables", "--table", "table3", "--results", str(results), "--benchmark", "fss", "--backbones",
                  "resnet50", "--rows", "HMFS=hm@released", "HMFS=hm", "--published",
@@ -185,7 +187,8 @@ def test_table_marks_released_rows_and_their_provenance(tmp_path):
     rows = {tuple(line.split(",")[1:3]): line.split(",")[3:] for line in lines[1:]}
     assert rows[("HMFS", "released")][:2] == ["87.0000", "91.0000"] and rows[("HMFS", "reproduced")][:2] == ["85.0000", "89.0000"]
     assert float(rows[("HMFS", "released_difference")][0]) == pytest.approx(87.0 - 87.1)
-    assert rows[("HMFS", "released")][2] == "all: released sha256 abababababab"
+    assert rows[("HMFS", "released")][-1] == "all: released sha256 abababababab"
+    assert rows[("HMFS", "released")][2:4] == ["87.0000", "87.0000"]  # its 1-shot interval (identical episodes)
     md = (tmp_path / "t3.md").read_text()
     assert "HMFS (released weights)" in md and "HMFS (released weights − paper)" in md and "HMFS (reproduced)" in md
     assert "checkpoints: all: released sha256 abababababab" in md

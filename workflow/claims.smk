@@ -1,0 +1,43 @@
+# The paper's claims checked one by one (hmfs/paper/claims.yaml): each comparison's reproduced value
+# with its interval and a verdict, as a table next to Tables 1-5, and the forest plot that
+# summarises them. The plot reads the claims table's JSON only, so restyling it never re-runs the
+# bootstrap.
+
+
+rule make_claims:
+    input:
+        unpack(get_claims_input),
+    output:
+        csv=report(grid.claims_paths(OUT)["csv"], caption="../report/claims.rst", category="Tables",
+                   subcategory="claims", labels={"table": "claims", "format": "CSV"}),
+        md=report(grid.claims_paths(OUT)["md"], caption="../report/claims.rst", category="Tables",
+                  subcategory="claims", labels={"table": "claims", "format": "Markdown"}),
+        tex=report(grid.claims_paths(OUT)["tex"], caption="../report/claims.rst", category="Tables",
+                   subcategory="claims", labels={"table": "claims", "format": "LaTeX"}),
+        html=report(grid.claims_paths(OUT)["html"], caption="../report/claims.rst", category="Tables",
+                    subcategory="claims", labels={"table": "claims", "format": "HTML (shown)"}),
+        numbers=grid.claims_paths(OUT)["json"],
+    params:
+        flags=flags(grid.claims_flags(config, PUBLISHED, CLAIMS)),
+    log:
+        f"{OUT}/logs/make_claims.log",
+    conda:
+        "../envs/hmfs.yaml"
+    shell:
+        "python -m hmfs claims {params.flags} > {log} 2>&1"
+
+
+rule plot_claims:
+    input:
+        numbers=grid.claims_paths(OUT)["json"],
+        code=f"{workflow.basedir}/hmfs/uncertainty_figures.py",
+    output:
+        png=report(grid.forest_path(OUT), caption="../report/claims_forest.rst", category="Summary",
+                   subcategory="Claims: reproduced vs paper", labels={"figure": "Claims (forest plot)"}),
+        numbers=grid.forest_path(OUT).replace(".png", ".json"),
+    log:
+        f"{OUT}/logs/plot_claims.log",
+    conda:
+        "../envs/hmfs.yaml"
+    shell:
+        "python -m hmfs forest --claims {input.numbers} --out {output.png} > {log} 2>&1"
