@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import time
+from fractions import Fraction
 from typing import Callable, Iterable
 
 import numpy as np
@@ -84,6 +86,68 @@ def run_epoch(
                 )
 
 
+class SmallestTargets:
+    """Running selection of the `k` episodes with the smallest query target (Fig. 4's rule).
+
+    The rule looks at the query label only, never at a prediction: episodes ordered by the query's
+    foreground fraction (foreground / non-ignored pixels, compared exactly as fractions), ties by
+    the smaller episode index; episodes with no foreground pixel are left out. Memory is bounded by
+    `k` kept records: a max-heap whose root, the largest kept key, is the first to be replaced.
+    """
+
+    def __init__(self, k: int):
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        self.k = k
+        self._heap: list[tuple[Fraction, int, int, dict]] = []  # (-fraction, -episode, arrival, record)
+        self._arrivals = 0
+
+    def __len__(self) -> int:
+        """Records kept now (at most k)."""
+        return len(self._heap)
+
+    def wants(self, episode: int, fg_pixels: int, valid_pixels: int) -> bool:
+        """Whether an episode with these label counts would enter the selection now."""
+        if self.k == 0 or fg_pixels <= 0 or valid_pixels <= 0:
+            return False
+        if len(self._heap) < self.k:
+            return True
+        worst_fraction, worst_episode = -self._heap[0][0], -self._heap[0][1]
+        return (Fraction(fg_pixels, valid_pixels), episode) < (worst_fraction, worst_episode)
+
+    def offer(self, episode: int, fg_pixels: int, valid_pixels: int, make_record: Callable[[], dict]) -> None:
+        """Keep `make_record()` (called only when kept) if the episode is among the k smallest so far."""
+        if not self.wants(episode, fg_pixels, valid_pixels):
+            return
+        self._arrivals += 1
+        item = (-Fraction(fg_pixels, valid_pixels), -episode, self._arrivals, make_record())
+        if len(self._heap) < self.k:
+            heapq.heappush(self._heap, item)
+        else:
+            heapq.heapreplace(self._heap, item)
+
+    def selected(self) -> list[dict]:
+        """The kept records, smallest target first (ties: smaller episode first)."""
+        return [item[3] for item in sorted(self._heap, key=lambda item: (-item[0], -item[1]))]
+
+
+def prediction_record(batch: dict, pred: torch.Tensor, counts: dict[str, list[int]] | None, b: int, shot: int,
+                      kind: str) -> dict:
+    """Episode `b` of a batch as a kept prediction: names, the query label's pixel counts (from
+    `query_label_pixels`, as lists; None when not counted) and its (H, W) uint8 prediction; `kind`
+    says why it was kept ("first" or "smallest")."""
+    return {
+        "kind": kind,
+        "episode": int(batch["episode"][b]),
+        "class_id": int(batch["class_id"][b]),
+        "query_name": batch["query_name"][b],
+        "support_names": [names[b] for names in batch["support_names"]][:shot],
+        "query_fg_pixels": None if counts is None else int(counts["query_fg_pixels"][b]),
+        "query_valid_pixels": None if counts is None else int(counts["query_valid_pixels"][b]),
+        "pred": pred[b].to(torch.uint8).cpu().numpy(),
+    }
+
+
 @torch.no_grad()
 def evaluate_episodes(
     model: HSNet,
@@ -94,14 +158,19 @@ def evaluate_episodes(
     bf16: bool = False,
     keep_predictions: int = 0,
     log_every: int = 100,
+    keep_smallest: int = 0,
 ) -> dict:
     """Score k-shot predictions of every episode of `loader`; returns timings (and kept predictions).
 
-    With `org_query_imsize` in the batch (original-size labels, batch size 1) the logits are
-    resized to the label's size before the argmax, as HSNet's `use_original_imgsize`.
+    Kept predictions: the first `keep_predictions` episodes (kind "first", in order), then the
+    `keep_smallest` episodes with the smallest query target (kind "smallest", `SmallestTargets`'
+    rule and order); an episode may be kept under both kinds. With `org_query_imsize` in the batch
+    (original-size labels, batch size 1) the logits are resized to the label's size before the
+    argmax, as HSNet's `use_original_imgsize`.
     """
     model.eval()
     predictions: list[dict] = []
+    smallest = SmallestTargets(keep_smallest)
     batch_seconds, episodes_per_batch = [], []
     wait_seconds = 0.0
     started = time.perf_counter()
@@ -118,9 +187,11 @@ def evaluate_episodes(
                 batch["query_img"], batch["support_imgs"][:, :shot], batch["support_masks"][:, :shot], out_size
             )
         area_inter, area_union = classify_prediction(pred, batch["query_mask"], batch.get("query_ignore_idx"))
-        per_episode = {}
-        if accumulator.keep_episodes:  # counted only then: training validation keeps sums alone
+        per_episode, pixels, counts = {}, None, None
+        if accumulator.keep_episodes or keep_smallest:  # counted only when used: training validation keeps sums alone
             pixels = query_label_pixels(batch["query_mask"], batch.get("query_ignore_idx"))
+            counts = {key: value.tolist() for key, value in pixels.items()}  # one device-to-host copy per batch
+        if accumulator.keep_episodes:
             per_episode = {"episode": batch["episode"], **pixels}
         accumulator.update(area_inter, area_union, batch["class_id"], **per_episode)
         if device.type == "cuda":
@@ -128,15 +199,11 @@ def evaluate_episodes(
         batch_seconds.append(time.perf_counter() - begin)
         episodes_per_batch.append(pred.shape[0])
         for b in range(pred.shape[0]):
-            if len(predictions) >= keep_predictions:
-                break
-            predictions.append({
-                "episode": int(batch["episode"][b]),
-                "class_id": int(batch["class_id"][b]),
-                "query_name": batch["query_name"][b],
-                "support_names": [names[b] for names in batch["support_names"]][:shot],
-                "pred": pred[b].to(torch.uint8).cpu().numpy(),
-            })
+            if len(predictions) < keep_predictions:
+                predictions.append(prediction_record(batch, pred, counts, b, shot, "first"))
+            if keep_smallest:
+                smallest.offer(int(batch["episode"][b]), counts["query_fg_pixels"][b], counts["query_valid_pixels"][b],
+                               lambda b=b: prediction_record(batch, pred, counts, b, shot, "smallest"))
         if log_every and step % log_every == 0:
             log.info("evaluated %d episodes, mIoU so far %.2f", sum(episodes_per_batch), accumulator.miou())
         ready = time.perf_counter()
@@ -148,4 +215,4 @@ def evaluate_episodes(
         "ms_per_episode": 1000 * sum(batch_seconds) / max(1, sum(episodes_per_batch)),
         "ms_per_episode_median": 1000 * float(np.median(per_episode)) if per_episode else None,
     }
-    return {"timings": timings, "predictions": predictions}
+    return {"timings": timings, "predictions": predictions + smallest.selected()}

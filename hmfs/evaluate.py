@@ -47,12 +47,15 @@ def evaluate(
     use_original_imgsize: bool = False,
     class_ids: list[int] | None = None,
     keep_predictions: int = 0,
+    keep_smallest: int = 0,
 ) -> tuple[dict, list[dict]]:
     """Evaluate `checkpoint` on `episodes` test episodes; returns (result dict, kept predictions).
 
     The result holds mIoU, FB-IoU, per-class IoU and episode counts, the seed, the checkpoint's
     sha256, origin ("trained" here or "released" by the authors) and the epoch / validation mIoU it
     stores, timings, the arguments and the environment. Episode i depends only on (seed, i).
+    Kept predictions: the first `keep_predictions` episodes and the `keep_smallest` episodes with
+    the smallest query target (`hmfs.engine.SmallestTargets`: Fig. 4's rule).
     With `backbone_from_checkpoint` the frozen backbone is the `backbone.*` weights inside the
     checkpoint (released HSNet / HM files carry the ImageNet weights their authors used).
     """
@@ -87,7 +90,8 @@ def evaluate(
     accumulator = IoUAccumulator(dataset.class_ids, dataset.nclass, keep_episodes=True)
     log.info("evaluating %s (%s, %s) on %s fold %d: %d-shot, %d episodes",
              checkpoint, backbone, masking, benchmark, fold, shot, len(dataset))
-    run = evaluate_episodes(model, loader, accumulator, shot, torch_device, bf16, keep_predictions)
+    run = evaluate_episodes(model, loader, accumulator, shot, torch_device, bf16, keep_predictions,
+                            keep_smallest=keep_smallest)
     result = {
         **accumulator.summary(),
         "benchmark": benchmark, "fold": fold, "split": split, "shot": shot, "backbone": backbone,
@@ -108,15 +112,25 @@ def evaluate(
 
 
 def save_predictions(path: Path, predictions: list[dict]) -> None:
-    """Kept predictions as one .npz: pred (N, H, W) uint8 plus episode/class/name arrays."""
+    """Kept predictions as one .npz: pred (N, H, W) uint8 plus per-row arrays: kind ("first": the
+    first episodes, in order; "smallest": the smallest query targets, smallest first), episode,
+    class_id, query_name, support_names (N, shot), query_fg_pixels and query_valid_pixels (the
+    query label's counts; -1 where not counted). An episode kept for both reasons has two rows."""
     buffer = io.BytesIO()
+
+    def counts(key: str) -> np.ndarray:
+        return np.array([-1 if p.get(key) is None else p[key] for p in predictions], dtype=np.int64)
+
     np.savez_compressed(
         buffer,
         pred=np.stack([p["pred"] for p in predictions]) if predictions else np.zeros((0, 0, 0), np.uint8),
+        kind=np.array([p.get("kind", "first") for p in predictions], dtype=str),
         episode=np.array([p["episode"] for p in predictions], dtype=np.int64),
         class_id=np.array([p["class_id"] for p in predictions], dtype=np.int64),
         query_name=np.array([p["query_name"] for p in predictions], dtype=str),
         support_names=np.array([p["support_names"] for p in predictions], dtype=str),
+        query_fg_pixels=counts("query_fg_pixels"),
+        query_valid_pixels=counts("query_valid_pixels"),
     )
     atomic_write_bytes(path, buffer.getvalue())
 
@@ -141,7 +155,10 @@ def add_parser(subparsers) -> None:
                          help="PASCAL only: restrict to these classes by name (Table 4: `aeroplane boat ...`)")
     parser.add_argument("--out", required=True, type=Path, help="result JSON")
     parser.add_argument("--predictions", type=Path, default=None, help="also save the first predictions (.npz)")
-    parser.add_argument("--num-predictions", type=int, default=16)
+    parser.add_argument("--num-predictions", type=int, default=16, help="--predictions keeps the first N episodes")
+    parser.add_argument("--num-smallest-predictions", type=int, default=0,
+                        help="--predictions also keeps the N episodes with the smallest query target (foreground / "
+                             "valid pixels of the label, ties by episode index, empty targets left out; Fig. 4)")
     parser.set_defaults(func=run_evaluate)
 
 
@@ -167,6 +184,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, bf16=args.bf16,
         use_original_imgsize=args.use_original_imgsize, class_ids=args.class_ids,
         keep_predictions=args.num_predictions if args.predictions else 0,
+        keep_smallest=args.num_smallest_predictions if args.predictions else 0,
     )
     if args.predictions:
         save_predictions(args.predictions, predictions)

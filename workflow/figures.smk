@@ -1,8 +1,9 @@
-# Figures, drawn from result files only (history.jsonl, evaluation JSON and predictions). The
-# plotting code is an input, so restyling a plot re-runs only the plot (and the report). Each figure
-# is optional: only those under `figures:` in the config get a rule.
+# Figures, drawn from result files only (history.jsonl, evaluation JSON and predictions; Fig. 6 from
+# the backbone weights file and one prepared support image). The plotting code is an input, so
+# restyling a plot re-runs only the plot (and the report). Each figure is optional: only those under
+# `figures:` in the config get a rule.
 
-FIGURE_CODE = [f"{workflow.basedir}/hmfs/figures.py", f"{workflow.basedir}/hmfs/grid.py"]
+FIGURE_CODE = [f"{workflow.basedir}/hmfs/{name}.py" for name in ("figures", "figures_episodes", "plotting", "uncertainty_figures", "grid")]
 
 
 if "convergence" in FIGURES:
@@ -30,7 +31,7 @@ if "qualitative" in FIGURES:
     rule plot_qualitative:
         input:
             predictions=grid.figure_inputs(config, "qualitative"),
-            data=grid.prepared_marker(config, config["figures"]["qualitative"]["benchmark"]),
+            data=grid.verified_marker(config, config["figures"]["qualitative"]["benchmark"]),
             code=FIGURE_CODE,
         output:
             png=report(FIGURES["qualitative"], caption="../report/fig5_qualitative.rst", category="Figures",
@@ -44,6 +45,49 @@ if "qualitative" in FIGURES:
             "../envs/hmfs.yaml"
         shell:
             "python -m hmfs figures {params.flags} > {log} 2>&1"
+
+
+if "small_targets" in FIGURES:
+
+    rule plot_small_targets:
+        input:
+            predictions=grid.figure_inputs(config, "small_targets"),
+            data=grid.verified_marker(config, config["figures"]["small_targets"]["benchmark"]),
+            code=FIGURE_CODE,
+        output:
+            png=report(FIGURES["small_targets"], caption="../report/fig4_small_targets.rst", category="Figures",
+                       subcategory="Fig. 4: smallest targets", labels={"figure": "Fig. 4: smallest targets"}),
+            numbers=FIGURES["small_targets"].replace(".png", ".json"),
+        params:
+            flags=flags(grid.figure_flags(config, "small_targets")),
+        log:
+            f"{OUT}/logs/plot_small_targets.log",
+        conda:
+            "../envs/hmfs.yaml"
+        shell:
+            "python -m hmfs figures {params.flags} > {log} 2>&1"
+
+
+if "feature_maps" in FIGURES:
+
+    # Computes features (one support image through the frozen backbone): the model code is an input too.
+    rule plot_feature_maps:
+        input:
+            weights=grid.figure_inputs(config, "feature_maps"),
+            data=grid.verified_marker(config, config["figures"]["feature_maps"]["benchmark"]),
+            code=FIGURE_CODE + [f"{workflow.basedir}/hmfs/model/backbone.py", f"{workflow.basedir}/hmfs/model/masking.py"],
+        output:
+            png=report(FIGURES["feature_maps"], caption="../report/fig6_feature_maps.rst", category="Figures",
+                       subcategory="Fig. 6: FM vs IM feature maps", labels={"figure": "Fig. 6: FM vs IM feature maps"}),
+            numbers=FIGURES["feature_maps"].replace(".png", ".json"),
+        params:
+            flags=flags(grid.figure_flags(config, "feature_maps")),
+        log:
+            f"{OUT}/logs/plot_feature_maps.log",
+        conda:
+            "../envs/hmfs.yaml"
+        shell:
+            "python -m hmfs --threads 1 figures {params.flags} > {log} 2>&1"
 
 
 if "runtime" in FIGURES:

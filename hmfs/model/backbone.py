@@ -59,6 +59,68 @@ def feature_layout(name: str) -> FeatureLayout:
     return FeatureLayout(block_layers, feat_ids, (n4, n4 + n3, n4 + n3 + n2))
 
 
+# The paper names ResNet-50 layers by counting its weighted layers (Fig. 6: "layer34", "layer50"):
+# conv1 is layer 1, each bottleneck block adds three convolutions (layer1: 2-10, layer2: 11-22,
+# layer3: 23-40, layer4: 41-49) and the fc head is layer 50.
+PAPER_LAYER_NET = "resnet50"
+_CONVS_PER_BLOCK = 3  # ResNet-50's bottleneck blocks
+
+
+@dataclass(frozen=True)
+class NamedLayer:
+    """Where one of the paper's ResNet-50 layer names ("layer34") falls on `backbone`.
+
+    The map shown is the output of block `block` (1-based over the whole net, `FeatureLayout`'s
+    numbering; after the residual add, before the ReLU: what `extract_features` returns at
+    `feature_index`), block `block_in_stage` of `blocks_in_stage` of stage `stage` (layer2..layer4).
+    """
+
+    name: str
+    backbone: str
+    stage: int
+    block_in_stage: int
+    blocks_in_stage: int
+    block: int
+    feature_index: int
+
+    @property
+    def where(self) -> str:
+        return f"layer{self.stage}[{self.block_in_stage - 1}] (block {self.block_in_stage}/{self.blocks_in_stage})"
+
+
+def named_layer(backbone: str, name: str) -> NamedLayer:
+    """The block of `backbone` whose output shows the paper's ResNet-50 layer `name` ("layer<n>").
+
+    On ResNet-50, layer n (2..49) is a convolution inside bottleneck block ceil((n - 1) / 3); its
+    block's output is shown (layer34: the last convolution of block 11 = layer3, 4th of 6 blocks).
+    Layer 50 is the fc head: its input, the last block's output (layer4, 3rd of 3), is shown, before
+    the average pooling. On another backbone the same stage is used, at the same relative position:
+    block ceil(j * n' / n) of its n' blocks for block j of ResNet-50's n (ResNet-18: layer34 ->
+    layer3, 2nd of 2 blocks; layer50 -> layer4, 2nd of 2). Only stages 2-4 have features
+    (layer11..layer50); a name outside them is a ValueError.
+    """
+    check_backbone_name(backbone)
+    reference = _BLOCKS[PAPER_LAYER_NET]
+    total = 1 + _CONVS_PER_BLOCK * sum(reference) + 1  # conv1, the blocks' convolutions, fc
+    first = 1 + _CONVS_PER_BLOCK * reference[0] + 1  # the first convolution of layer2
+    number = name[len("layer"):] if name.startswith("layer") else ""
+    if not number.isdigit() or not first <= int(number) <= total:
+        raise ValueError(f"unknown layer name {name!r}; accepted: layer{first}..layer{total} ({PAPER_LAYER_NET}'s "
+                         "weighted layers counted from conv1 = 1, three per bottleneck block, fc = the last; "
+                         "conv1 and layer1 give HSNet no features)")
+    n = int(number)
+    # Block over the whole ResNet-50 (1-based); fc shows its input, the last block's output.
+    block = sum(reference) if n == total else -(-(n - 1) // _CONVS_PER_BLOCK)
+    stage = next(s for s in range(1, 5) if block <= sum(reference[:s]))
+    position = block - sum(reference[:stage - 1])  # 1-based within the stage
+    blocks = _BLOCKS[backbone]
+    here = -(-position * blocks[stage - 1] // reference[stage - 1])  # ceil: same relative position
+    block_number = sum(blocks[:stage - 1]) + here
+    layout = feature_layout(backbone)
+    return NamedLayer(name, backbone, stage, here, blocks[stage - 1], block_number,
+                      layout.feat_ids.index(block_number))
+
+
 def clean_backbone_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the classifier head and `module.`/`backbone.` prefixes from a ResNet state dict."""
     cleaned = {}
