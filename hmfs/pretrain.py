@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from hmfs.model.backbone import BACKBONES
-from hmfs.synthetic import COLOURS, SHAPES, TEXTURES, Appearance, ObjectSpec, _distractors, render_scene
+from hmfs.data.transforms import IMAGENET_MEAN
+from hmfs.synthetic import (BACKGROUNDS, COLOURS, SHAPES, TEXTURES, Appearance, ObjectSpec, _distractors, backdrop_photos,
+                            render_scene)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class PretrainConfig:
     batch_size: int = 64
     lr: float = 0.05
     seed: int = 0
+    background: str = "clutter"  # as the benchmarks': clutter, or photos (crops of scikit-image's photos)
+    masked_share: float = 0.0  # share of images shown as input masking shows a support: all but the object in the mean colour
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -47,6 +51,10 @@ class PretrainConfig:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if self.image_size < 32:
             raise ValueError(f"image_size {self.image_size} is too small; use >= 32")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"unknown background {self.background!r}; accepted: {', '.join(BACKGROUNDS)}")
+        if not 0.0 <= self.masked_share <= 1.0:
+            raise ValueError(f"masked_share must be within [0, 1], got {self.masked_share}")
 
 
 def benchmark_looks(summaries: list[Path]) -> set[str]:
@@ -75,14 +83,22 @@ def pretraining_classes(excluded: set[str], num_classes: int, seed: int) -> list
     return [free[i] for i in sorted(picked)]
 
 
-def render_classification_set(classes: list[Appearance], per_class: int, size: int, seed: int, stream: int):
-    """Images (N, 3, size, size) uint8 and labels (N,) int64: one object of the class on clutter,
-    plus unlabelled distractor blobs, so the net must find the object, not the scene."""
+def render_classification_set(classes: list[Appearance], per_class: int, size: int, seed: int, stream: int,
+                              photos=(), masked_share: float = 0.0):
+    """Images (N, 3, size, size) uint8 and labels (N,) int64: one object of the class on a background
+    (clutter or a crop of `photos`), plus unlabelled distractor blobs, so the net must find the object,
+    not the scene. A `masked_share` of the images show only the object, everything else in the
+    ImageNet mean colour: what input masking feeds the backbone, so its features of such inputs are
+    learned, as an ImageNet backbone's are of flat regions."""
+    mean = np.round(np.asarray(IMAGENET_MEAN) * 255).astype(np.uint8)  # normalised 0, input masking's fill
     images, labels = [], []
     for label, look in enumerate(classes):
         for index in range(per_class):
             rng = np.random.default_rng([seed, stream, label, index])
-            image, _, _ = render_scene(rng, size, size, [ObjectSpec(look, 0)] + _distractors(rng))
+            image, instances, owner = render_scene(rng, size, size, [ObjectSpec(look, 0)] + _distractors(rng), photos)
+            if masked_share and rng.random() < masked_share:
+                shown = np.isin(owner, [i for i, instance in enumerate(instances) if instance.label == 0])
+                image = np.where(shown[..., None], image, mean)
             images.append(image.transpose(2, 0, 1))
             labels.append(label)
     return np.stack(images), np.asarray(labels, dtype=np.int64)
@@ -94,14 +110,17 @@ def pretrain(config: PretrainConfig) -> dict:
     import torch
     import torchvision
 
-    from hmfs.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from hmfs.data.transforms import IMAGENET_STD
     from hmfs.runtime import atomic_torch_save, atomic_write_json, environment, git_commit, seed_everything
 
     began = time.perf_counter()
     excluded = benchmark_looks([Path(p) for p in config.exclude_summaries])
     classes = pretraining_classes(excluded, config.num_classes, config.seed)
-    train_x, train_y = render_classification_set(classes, config.images_per_class, config.image_size, config.seed, _TRAIN)
-    val_x, val_y = render_classification_set(classes, config.val_images_per_class, config.image_size, config.seed, _VAL)
+    photos = backdrop_photos(config.background)
+    train_x, train_y = render_classification_set(classes, config.images_per_class, config.image_size, config.seed, _TRAIN,
+                                                 photos, config.masked_share)
+    val_x, val_y = render_classification_set(classes, config.val_images_per_class, config.image_size, config.seed, _VAL,
+                                             photos, config.masked_share)
     log.info("pretraining %s on %d synthetic classes (none of the %d benchmark looks): %d train / %d val images, %.1f s",
              config.backbone, len(classes), len(excluded), len(train_y), len(val_y), time.perf_counter() - began)
 
@@ -190,6 +209,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.05, help="peak learning rate (one-cycle SGD)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--background", choices=BACKGROUNDS, default="clutter", help="as the benchmarks' (generate --background)")
+    parser.add_argument("--masked-share", type=float, default=0.0,
+                        help="share of images with everything but the object in the mean colour (what input masking shows)")
     parser.set_defaults(func=run_pretrain)
 
 
@@ -198,6 +220,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         backbone=args.backbone, out=str(args.out), exclude_summaries=tuple(str(p) for p in args.exclude_classes_of),
         num_classes=args.num_classes, images_per_class=args.images_per_class,
         val_images_per_class=args.val_images_per_class, image_size=args.image_size, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, background=args.background,
+        masked_share=args.masked_share,
     ))
     return 0

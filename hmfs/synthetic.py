@@ -17,6 +17,7 @@ import scipy.sparse
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+from hmfs.backgrounds import BACKGROUNDS, load_photos, photo_background
 from hmfs.data import BENCHMARKS, PASCAL_CLASSES
 from hmfs.runtime import atomic_write_bytes
 
@@ -212,8 +213,14 @@ def _muted(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(x) for x in rgb)
 
 
-def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """Procedural clutter: smooth colour field + gradient + muted lines and blobs; (H, W, 3) float32."""
+PHOTO_SHARE = 0.7  # with photo backgrounds: the share of images on a photo crop; the rest keep the clutter
+
+
+def _background(rng: np.random.Generator, height: int, width: int, photos: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """A photo crop (PHOTO_SHARE of the images, when `photos` are given) or procedural clutter:
+    smooth colour field + gradient + muted lines and blobs; (H, W, 3) float32."""
+    if len(photos) and rng.random() < PHOTO_SHARE:
+        return photo_background(rng, photos, height, width)
     grey = rng.uniform(80, 180)
     coarse = (grey + (rng.uniform(40, 220, size=(3, 4, 3)) - grey) * 0.6).astype(np.uint8)
     field = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), np.float32)
@@ -241,9 +248,9 @@ def _polygon_mask(polygons: list[list[float]], height: int, width: int) -> np.nd
 
 
 def render_scene(
-    rng: np.random.Generator, height: int, width: int, specs: Sequence[ObjectSpec]
+    rng: np.random.Generator, height: int, width: int, specs: Sequence[ObjectSpec], photos: Sequence[np.ndarray] = ()
 ) -> tuple[np.ndarray, list[Instance], np.ndarray]:
-    """Draw `specs` over a cluttered background.
+    """Draw `specs` over a background: procedural clutter, or a crop of one of `photos` (`_background`).
 
     Unlabelled distractors are painted first; labelled objects follow from the largest to the
     smallest, so a smaller object is drawn over a larger one (COCO's overlap rule in
@@ -287,7 +294,7 @@ def render_scene(
     # Stable sort: distractors first (in their order), then labelled objects by decreasing area.
     drawn.sort(key=lambda item: (item[0].label >= 0, -int(item[2].mask.sum()) * (item[0].label >= 0)))
 
-    image = _background(rng, height, width)
+    image = _background(rng, height, width, photos)
     owner = np.full((height, width), -1, dtype=np.int16)
     for index, (spec, parts, instance) in enumerate(drawn):
         colour = np.array(spec.appearance.colour, np.float32) * rng.uniform(0.85, 1.1)
@@ -377,11 +384,12 @@ def _scene_with_visible(
     specs: Sequence[ObjectSpec],
     required: Sequence[int],
     band: bool = False,
+    photos: Sequence[np.ndarray] = (),
 ) -> tuple[np.ndarray, list[Instance], np.ndarray]:
     """render_scene, redrawn until every class in `required` keeps MIN_VISIBLE_PIXELS (after the
     VOC band when `band`); the layout is random, so overlaps can hide a class entirely."""
     for _ in range(MAX_LAYOUT_TRIES):
-        image, instances, owner = render_scene(rng, height, width, specs)
+        image, instances, owner = render_scene(rng, height, width, specs, photos)
         label = class_map(owner, instances)
         if band:
             label = voc_boundary_band(label)
@@ -424,7 +432,8 @@ def _pascal_specs(rng: np.random.Generator, primary: int, classes: Sequence[Appe
 
 
 def generate_pascal(
-    out: Path, *, seed: int = 0, image_size: int = 128, train_per_class: int = 15, val_per_class: int = 8
+    out: Path, *, seed: int = 0, image_size: int = 128, train_per_class: int = 15, val_per_class: int = 8,
+    background: str = "clutter",
 ) -> dict[str, Any]:
     """Write a VOC2012 devkit and an SBD release under `out` (the notes at the top of
     hmfs.prepare say how they combine) and `out/pascal_summary.json`; returns the summary.
@@ -437,6 +446,7 @@ def generate_pascal(
     if train_per_class < 1 or val_per_class < 1:
         raise ValueError(f"images per class must be >= 1, got train {train_per_class}, val {val_per_class}")
     out = Path(out)
+    photos = backdrop_photos(background)
     rng = np.random.default_rng([seed, _PASCAL])
     classes = draw_appearances(rng, len(VOC_CLASSES))
     n_train, n_val = len(VOC_CLASSES) * train_per_class, len(VOC_CLASSES) * val_per_class
@@ -471,7 +481,7 @@ def generate_pascal(
             specs = _pascal_specs(image_rng, primary, classes)
             required = sorted({spec.label for spec in specs if spec.label >= 0})
             image, instances, owner = _scene_with_visible(
-                image_rng, height, width, specs, required, band=image_id in voc_seg
+                image_rng, height, width, specs, required, band=image_id in voc_seg, photos=photos
             )
             label = class_map(owner, instances)  # (H, W) uint8, 0..20
             banded = voc_boundary_band(label)
@@ -497,6 +507,7 @@ def generate_pascal(
         "benchmark": "pascal",
         "seed": seed,
         "image_size": image_size,
+        "background": background,
         "train_per_class": train_per_class,
         "val_per_class": val_per_class,
         "train_aug_images": n_train,
@@ -564,6 +575,7 @@ def generate_coco(
     train_images: int = 400,
     val_images: int = 200,
     min_images_per_class: int = 6,
+    background: str = "clutter",
 ) -> dict[str, Any]:
     """Write `out/coco/{train2014,val2014}/COCO_<split>2014_<12-digit id>.jpg`,
     `out/coco/annotations/instances_{train,val}2014.json` (real category ids and names; polygon
@@ -571,6 +583,7 @@ def generate_coco(
     `out/coco_summary.json`; returns the summary. Every class is visible in at least
     max(min_images_per_class, images * 2 // 80) images of each split."""
     out = Path(out)
+    photos = backdrop_photos(background)
     rng = np.random.default_rng([seed, _COCO])
     classes = draw_appearances(rng, len(COCO_CATEGORIES))
     image_ids = rng.choice(np.arange(1, 581930), size=train_images + val_images, replace=False)
@@ -579,6 +592,7 @@ def generate_coco(
         "benchmark": "coco",
         "seed": seed,
         "image_size": image_size,
+        "background": background,
         "min_images_per_class": min_images_per_class,
         "classes": {name: look.describe() for (_, name, _), look in zip(COCO_CATEGORIES, classes)},
     }
@@ -605,7 +619,7 @@ def generate_coco(
                 if image_rng.random() < 0.3:
                     specs.append(ObjectSpec(classes[c], c))
             specs += _distractors(image_rng)
-            image, instances, owner = _scene_with_visible(image_rng, height, width, specs, image_classes)
+            image, instances, owner = _scene_with_visible(image_rng, height, width, specs, image_classes, photos=photos)
             file_name = f"COCO_{split}2014_{image_id:012d}.jpg"
             _write(folder / file_name, _jpeg(image))
             images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
@@ -672,7 +686,8 @@ def fss_class_names(rng: np.random.Generator, n: int) -> list[str]:
     return names
 
 
-def generate_fss(out: Path, *, seed: int = 0, image_size: int = 128, num_classes: int = 50) -> dict[str, Any]:
+def generate_fss(out: Path, *, seed: int = 0, image_size: int = 128, num_classes: int = 50,
+                 background: str = "clutter") -> dict[str, Any]:
     """Write `out/FSS-1000/<class>/{1..10}.jpg` + `.png` (mode L, 0 / 255), the split lists
     `out/FSS-1000/splits/{trn,val,test}.txt` (520:240:240 ratio; test.txt with CRLF line ends like
     HSNet's) and `out/fss_summary.json`; returns the summary. Images also show unlabelled
@@ -682,6 +697,7 @@ def generate_fss(out: Path, *, seed: int = 0, image_size: int = 128, num_classes
     if min(n_trn, n_val, num_classes - n_trn - n_val) < 1:
         raise ValueError(f"--fss-classes {num_classes} leaves a split without classes; use >= 5")
     out = Path(out)
+    photos = backdrop_photos(background)
     rng = np.random.default_rng([seed, _FSS])
     names = fss_class_names(rng, num_classes)
     classes = draw_appearances(rng, num_classes)
@@ -695,7 +711,7 @@ def generate_fss(out: Path, *, seed: int = 0, image_size: int = 128, num_classes
             others = image_rng.choice(np.setdiff1d(np.arange(num_classes), [c]), int(image_rng.integers(0, 3)))
             specs += [ObjectSpec(classes[o], int(o)) for o in others]  # unlabelled in this class's masks
             specs += _distractors(image_rng)
-            image, instances, owner = _scene_with_visible(image_rng, height, width, specs, [c])
+            image, instances, owner = _scene_with_visible(image_rng, height, width, specs, [c], photos=photos)
             mask = np.where(class_map(owner, instances) == c + 1, np.uint8(255), np.uint8(0))
             _write(root / name / f"{n}.jpg", _jpeg(image))
             _write(root / name / f"{n}.png", _png(Image.fromarray(mask)))
@@ -709,6 +725,7 @@ def generate_fss(out: Path, *, seed: int = 0, image_size: int = 128, num_classes
         "benchmark": "fss",
         "seed": seed,
         "image_size": image_size,
+        "background": background,
         "classes": len(names),
         "images_per_class": FSS_IMAGES_PER_CLASS,
         "splits": {split: len(split_names) for split, split_names in splits.items()},
@@ -740,13 +757,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--coco-val", type=int, default=200, help="val2014 images")
     parser.add_argument("--min-images-per-class", type=int, default=6, help="COCO: per class and split")
     parser.add_argument("--fss-classes", type=int, default=50, help="split 520:240:240 like FSS-1000")
+    parser.add_argument("--background", choices=BACKGROUNDS, default="clutter",
+                        help="clutter: procedural only; photos: crops of scikit-image's real photos for most images")
     parser.set_defaults(func=run_generate)
+
+
+def backdrop_photos(background: str) -> list[np.ndarray]:
+    """The photos a generator draws backgrounds from: none for `clutter`, scikit-image's for `photos`."""
+    if background not in BACKGROUNDS:
+        raise ValueError(f"unknown background {background!r}; accepted: {', '.join(BACKGROUNDS)}")
+    return load_photos() if background == "photos" else []
 
 
 def run_generate(args: argparse.Namespace) -> int:
     if args.image_size < 32:
         raise ValueError(f"--image-size {args.image_size} is too small; use >= 32")
-    common = {"seed": args.seed, "image_size": args.image_size}
+    common = {"seed": args.seed, "image_size": args.image_size, "background": args.background}
     for benchmark in args.benchmark:
         if benchmark == "pascal":
             summary = generate_pascal(args.out, train_per_class=args.pascal_train,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,3 +46,22 @@ def test_bad_config_is_named():
         PretrainConfig(backbone="resnet5", out="x.pt")
     with pytest.raises(ValueError, match="image_size 8"):
         PretrainConfig(backbone="resnet18", out="x.pt", image_size=8)
+
+
+def test_masked_share_shows_only_the_object_on_the_mean_colour():
+    from hmfs.data.transforms import IMAGENET_MEAN
+    from hmfs.pretrain import render_classification_set
+
+    classes = pretraining_classes(set(), 2, seed=0)
+    plain, _ = render_classification_set(classes, 6, 48, seed=0, stream=12)
+    masked, labels = render_classification_set(classes, 6, 48, seed=0, stream=12, masked_share=1.0)
+    mean = np.round(np.asarray(IMAGENET_MEAN) * 255).astype(np.uint8).reshape(3, 1, 1)
+    flat = (masked == mean).all(axis=1)  # (N, H, W): pixels in the mean colour
+    assert labels.tolist() == [0] * 6 + [1] * 6
+    assert all(0.2 < f.mean() < 0.999 for f in flat)  # the background is masked, the object is not
+    assert np.array_equal(masked[~np.broadcast_to(flat[:, None], masked.shape)],
+                          plain[~np.broadcast_to(flat[:, None], plain.shape)])  # the object is unchanged
+    none, _ = render_classification_set(classes, 6, 48, seed=0, stream=12, masked_share=0.0)
+    assert np.array_equal(none, plain)
+    with pytest.raises(ValueError, match="masked_share"):
+        PretrainConfig(backbone="resnet18", out="x.pt", masked_share=1.5)

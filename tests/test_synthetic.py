@@ -264,3 +264,22 @@ def test_generate_command_writes_summaries(tmp_path: Path) -> None:
     assert args.func(args) == 0
     assert json.loads((tmp_path / "fss_summary.json").read_text())["classes"] == 5
     assert not (tmp_path / "coco").exists()
+
+
+def test_photo_backgrounds_are_real_photo_crops_and_deterministic(tmp_path: Path) -> None:
+    from hmfs.backgrounds import load_photos, photo_background
+
+    photos = load_photos()
+    assert len(photos) == 18 and all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in photos)
+    a = photo_background(np.random.default_rng(3), photos, 40, 56)
+    b = photo_background(np.random.default_rng(3), photos, 40, 56)
+    assert a.shape == (40, 56, 3) and np.array_equal(a, b) and a.std() > 5  # textured, not flat
+    first = generate_fss(tmp_path / "photos", image_size=48, num_classes=5, background="photos")
+    again = generate_fss(tmp_path / "again", image_size=48, num_classes=5, background="photos")
+    clutter = generate_fss(tmp_path / "clutter", image_size=48, num_classes=5)
+    assert first["background"] == "photos" and clutter["background"] == "clutter"
+    name = sorted((tmp_path / "photos" / "FSS-1000").glob("*/1.jpg"))[0].relative_to(tmp_path / "photos")
+    assert (tmp_path / "photos" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+    assert (tmp_path / "photos" / name).read_bytes() != (tmp_path / "clutter" / name).read_bytes()
+    with pytest.raises(ValueError, match="unknown background 'fog'"):
+        generate_fss(tmp_path / "bad", image_size=48, num_classes=5, background="fog")
