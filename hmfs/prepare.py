@@ -6,10 +6,13 @@ import argparse
 import io
 import json
 import logging
+import multiprocessing
 import os
+import zlib
 from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import scipy.io
@@ -17,9 +20,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from hmfs.data import BENCHMARKS
-from hmfs.data.coco import coco_fold_classes
-from hmfs.data.pascal import pascal_fold_classes
-from hmfs.data.splits import COCO_NCLASS, PASCAL_NCLASS
+from hmfs.data.images import DECODE_ERRORS, image_size, unreadable
+from hmfs.data.splits import COCO_NCLASS, PASCAL_NCLASS, coco_fold_classes, pascal_fold_classes
 from hmfs.runtime import atomic_write_bytes
 
 # Prepared layout (`DATA`, `SPLITS` are the `--out` and `--splits-out` folders):
@@ -53,6 +55,12 @@ from hmfs.runtime import atomic_write_bytes
 #
 # Images are never copied: the image folders are absolute symlinks to the raw folders. Masks and
 # lists are written through a temporary name and a rename; re-running rewrites the same bytes.
+# prepare reads image headers (sizes) only; `python -m hmfs verify-data` decodes every prepared
+# image and mask. A file that cannot be read stops prepare with a ValueError naming it.
+#
+# Scale: COCO's masks are built in `threads` worker processes, chunks of COCO_CHUNK images each
+# (pycocotools holds the GIL, so threads would not help). Measured on a generated annotation file
+# of COCO 2014's size: README, "Getting the data".
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,7 @@ PASCAL_CLASSES = PASCAL_NCLASS
 COCO_CLASSES = COCO_NCLASS
 FSS_SPLITS = ("trn", "val", "test")
 PROGRESS_EVERY = 1000  # files between two progress lines
+COCO_CHUNK = 250  # images per worker task: large enough to amortise the transfer of their annotations
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,8 +117,8 @@ def _link(target: Path, link: Path) -> None:
 
 
 def _check_size(mask_name: Path | str, mask_hw: tuple[int, int], image: Path) -> None:
-    """ValueError when a (H, W) mask does not match the size of its image file."""
-    width, height = Image.open(_require(image, f"the image of mask {mask_name}")).size
+    """ValueError when a (H, W) mask does not match the size of its image file (read from its header)."""
+    width, height = image_size(_require(image, f"the image of mask {mask_name}"))
     if (height, width) != tuple(mask_hw):
         raise ValueError(
             f"mask {mask_name} is {mask_hw[0]}x{mask_hw[1]} (HxW) but its image {image} is {height}x{width}"
@@ -127,10 +136,17 @@ def _progress(done: int, total: int, what: str) -> None:
 
 def _read_voc_png(path: Path) -> np.ndarray:
     """VOC SegmentationClass PNG → (H, W) uint8 class indices (a "P" image already holds indices)."""
-    with Image.open(path) as image:
-        if image.mode not in ("P", "L"):
-            raise ValueError(f"{path} is a {image.mode!r} PNG; expected VOC's palette ('P') or index ('L') PNG")
-        return np.array(image, dtype=np.uint8)
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            label = np.array(image, dtype=np.uint8) if mode in ("P", "L") else None
+    except FileNotFoundError:
+        raise
+    except DECODE_ERRORS as error:
+        raise unreadable(path, "mask", error) from error
+    if label is None:
+        raise ValueError(f"{path} is a {mode!r} PNG; expected VOC's palette ('P') or index ('L') PNG")
+    return label
 
 
 def _read_sbd_mat(path: Path) -> np.ndarray:
@@ -140,6 +156,10 @@ def _read_sbd_mat(path: Path) -> np.ndarray:
         return np.asarray(gt.Segmentation, dtype=np.uint8)
     except (KeyError, AttributeError) as error:
         raise ValueError(f"{path} has no GTcls.Segmentation ({error})") from error
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, TypeError, EOFError, zlib.error, scipy.io.matlab.MatReadError) as error:
+        raise ValueError(f"{path}: truncated or unreadable MAT file ({type(error).__name__}: {error})") from error
 
 
 def prepare_pascal(voc_dir: Path, sbd_dir: Path, out_dir: Path, splits_out: Path) -> dict[str, Any]:
@@ -241,11 +261,68 @@ def coco_label_map(annotations: Iterable[dict], category_index: dict[int, int], 
     return label
 
 
-def prepare_coco(coco_dir: Path, out_dir: Path, splits_out: Path) -> dict[str, Any]:
+def _coco_masks(task: tuple[Path, Path, str, dict[int, int], list[tuple[dict, list[dict]]]],
+                ) -> list[tuple[str, list[int]]]:
+    """Write the masks of one chunk of images (run in a worker process when prepare has threads).
+
+    task: (image folder, mask folder, annotation file name, category id -> class index, [(image
+    entry, its annotations)]). Returns (image file name, class indices with a pixel in its mask).
+    """
+    images, masks, json_name, category_index, items = task
+    shown = []
+    for image, image_annotations in items:
+        height, width = image["height"], image["width"]
+        png_name = Path(image["file_name"]).with_suffix(".png").name
+        _check_size(f"{masks.name}/{png_name} (from {json_name})", (height, width), images / image["file_name"])
+        label = coco_label_map(image_annotations, category_index, height, width, f"{json_name} annotation")
+        _write_png(masks / png_name, label)
+        # bincount over the 81 values: the classes present, far faster than np.unique on the mask
+        pixels = np.bincount(label.ravel(), minlength=COCO_CLASSES + 1)
+        shown.append((image["file_name"], np.flatnonzero(pixels[1:]).tolist()))
+    return shown
+
+
+def _map_chunks(tasks: Iterable[tuple], threads: int, what: str, total: int) -> Iterator[list[tuple[str, list[int]]]]:
+    """Yield `_coco_masks(task)` of every task, in any order, from `threads` worker processes (in
+    this process when 1); the first error cancels the tasks not yet started and is raised."""
+    done = 0
+
+    def counted(result: list) -> list:
+        nonlocal done
+        before, done = done, done + len(result)
+        if before // PROGRESS_EVERY != done // PROGRESS_EVERY or done == total:
+            log.info("%s: %d/%d", what, done, total)
+        return result
+
+    if threads <= 1:
+        for task in tasks:
+            yield counted(_coco_masks(task))
+        return
+    # spawn, not fork: a forked worker would inherit the parsed JSON and copy it page by page as
+    # reference counts change. prepare imports no torch, so a worker starts in about a second.
+    executor = ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pending = {executor.submit(_coco_masks, task) for task in tasks}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield counted(future.result())  # re-raises a worker's error, which names the file
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: truncated or invalid JSON ({error})") from error
+
+
+def prepare_coco(coco_dir: Path, out_dir: Path, splits_out: Path, threads: int = 1) -> dict[str, Any]:
     """Build DATA/COCO2014 and SPLITS/coco.
 
     coco_dir: folder holding train2014/, val2014/ and annotations/instances_{train,val}2014.json;
-    out_dir: DATA root; splits_out: SPLITS root. Returns counts.
+    out_dir: DATA root; splits_out: SPLITS root; threads: worker processes for the masks. Returns counts.
     """
     coco_dir, out_dir, splits_out = map(Path, (coco_dir, out_dir, splits_out))
     _require(coco_dir, "the COCO 2014 folder (train2014/, val2014/, annotations/)")
@@ -256,7 +333,7 @@ def prepare_coco(coco_dir: Path, out_dir: Path, splits_out: Path) -> dict[str, A
         images = _require(coco_dir / name, f"COCO's {name} image folder (COCO_{name}_<12-digit id>.jpg)")
         json_path = coco_dir / "annotations" / f"instances_{name}.json"
         _require(json_path, f"COCO's {name} instance annotations")
-        document = json.loads(json_path.read_bytes())
+        document = _read_json(json_path)
         category_ids = sorted(category["id"] for category in document["categories"])
         if len(category_ids) != COCO_CLASSES:
             raise ValueError(f"{json_path} has {len(category_ids)} categories; COCO-20i needs {COCO_CLASSES}")
@@ -264,21 +341,23 @@ def prepare_coco(coco_dir: Path, out_dir: Path, splits_out: Path) -> dict[str, A
         by_image: dict[int, list[dict]] = defaultdict(list)
         for ann in document["annotations"]:
             by_image[ann["image_id"]].append(ann)
+        counts = {"images": len(document["images"]), "annotations": len(document["annotations"])}
+        entries = document["images"]
+        del document  # the annotations live on in by_image, and leave it chunk by chunk
+        masks = out_dir / "COCO2014" / "annotations" / name
+        masks.mkdir(parents=True, exist_ok=True)
+        # A chunk's annotations leave by_image when it is built, and memory once it is written.
+        tasks = ((images, masks, json_path.name, category_index,
+                  [(image, by_image.pop(image["id"], [])) for image in entries[start:start + COCO_CHUNK]])
+                 for start in range(0, len(entries), COCO_CHUNK))
         showing[split] = {c: [] for c in range(COCO_CLASSES)}
-        for done, image in enumerate(document["images"], 1):
-            height, width = image["height"], image["width"]
-            png_name = Path(image["file_name"]).with_suffix(".png").name
-            mask_name = f"{name}/{png_name} (from {json_path.name})"
-            _check_size(mask_name, (height, width), images / image["file_name"])
-            where = f"{json_path.name} annotation"
-            label = coco_label_map(by_image[image["id"]], category_index, height, width, where)
-            _write_png(out_dir / "COCO2014" / "annotations" / name / png_name, label)
-            for value in np.unique(label):
-                if value > 0:
-                    showing[split][int(value) - 1].append(f"{name}/{image['file_name']}")
-            _progress(done, len(document["images"]), f"coco {name} masks")
+        for shown in _map_chunks(tasks, threads, f"coco {name} masks", len(entries)):
+            for file_name, classes in shown:
+                for c in classes:
+                    showing[split][c].append(f"{name}/{file_name}")
+        del by_image
         _link(images, out_dir / "COCO2014" / name)
-        summary[split] = {"images": len(document["images"]), "annotations": len(document["annotations"])}
+        summary[split] = counts
 
     for fold in range(N_FOLDS):
         test = set(coco_fold_classes(fold))
@@ -328,8 +407,7 @@ def prepare_fss(fss_dir: Path, out_dir: Path, splits_out: Path, images_per_class
         folder = _require(fss_dir / name, f"the FSS-1000 class folder of {name!r}")
         for n in range(1, images_per_class + 1):
             mask_path = _require(folder / f"{n}.png", f"mask {n}.png of FSS-1000 class {name!r}")
-            with Image.open(mask_path) as mask:
-                width, height = mask.size
+            width, height = image_size(mask_path)
             _check_size(mask_path, (height, width), folder / f"{n}.jpg")
         _link(folder, out_dir / "FSS-1000" / name)
         _progress(done, len(seen), "fss classes")
@@ -358,18 +436,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--splits-out", type=Path, required=True, help="SPLITS folder to write")
     parser.add_argument("--summary", type=Path, default=None,
                         help="also write the counts as JSON here, last (the workflow's marker of a finished prepare)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="worker processes for COCO's masks (the workflow passes the job's threads)")
+    parser.add_argument("--asset-records", type=Path, nargs="+", default=[], metavar="JSON",
+                        help="records of the verified downloads this tree came from (`unpack --summary`), copied "
+                             "into --summary as the data's provenance")
     parser.set_defaults(func=run_prepare)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
     raw = args.raw
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    records = [_read_json(_require(path, "an asset record written by `hmfs unpack --summary`"))
+               for path in args.asset_records]
     if args.benchmark == "pascal":
         voc, sbd = raw / "VOCdevkit" / "VOC2012", raw / "benchmark_RELEASE" / "dataset"
         summary = prepare_pascal(voc, sbd, args.out, args.splits_out)
     elif args.benchmark == "coco":
-        summary = prepare_coco(raw / "coco", args.out, args.splits_out)
+        summary = prepare_coco(raw / "coco", args.out, args.splits_out, threads=args.threads)
     else:
         summary = prepare_fss(raw / "FSS-1000", args.out, args.splits_out)
+    if records:
+        summary["assets"] = records
     if args.summary:
         _write(args.summary, (json.dumps({"benchmark": args.benchmark, "raw": str(raw), **summary}, indent=2) + "\n").encode())
     return 0

@@ -1,67 +1,78 @@
-"""`python -m hmfs fetch-weights`: torchvision's ImageNet ResNet weights, downloaded once and checked against their published hash."""
+"""`python -m hmfs fetch-weights`: torchvision's ImageNet ResNet weights, checked against the manifest and the architecture."""
 
 from __future__ import annotations
 
 import logging
-import re
-import urllib.error
+import shutil
 from pathlib import Path
 
 from hmfs.model.backbone import BACKBONES
 
 log = logging.getLogger(__name__)
 
-# torchvision names each weights file <arch>-<first 8 hex digits of its sha256>.pth.
-HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,})\.")
+
+def weights_asset(backbone: str) -> str:
+    """The download manifest's name for `backbone`'s IMAGENET1K_V1 file (resnet50 -> resnet50_imagenet)."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; accepted: {', '.join(BACKBONES)}")
+    return f"{backbone}_imagenet"
 
 
 def torchvision_weights_url(backbone: str) -> str:
     """The IMAGENET1K_V1 file of `backbone` (what HSNet loads), as torchvision publishes it."""
     import torchvision
 
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; accepted: {', '.join(BACKBONES)}")
+    weights_asset(backbone)  # an unknown backbone fails here, listing the accepted ones
     enum = torchvision.models.get_model_weights(backbone)
     return enum.IMAGENET1K_V1.url
 
 
-def fetch_weights(backbone: str, out: Path, url: str | None = None) -> Path:
-    """Download `url` (default: torchvision's IMAGENET1K_V1 file) to `out`, check the sha256 prefix
-    the file name carries and that the weights fit `backbone`; the file appears only when all pass."""
-    import torch
+def fetch_weights(backbone: str, out: Path, *, source: Path | None = None, url: str | None = None,
+                  manifest: Path | None = None) -> Path:
+    """Put torchvision's IMAGENET1K_V1 file of `backbone` at `out` and return `out`.
 
+    source: a copy already on disk (what the workflow's `download_asset` fetched, or your own);
+    without it the file is downloaded (hmfs.download: the manifest's sources in order, resumed,
+    verified) beside `out` under its published name. Either way the file must match the manifest's
+    checksum (the sha256 prefix torchvision puts in its name) and fit `backbone`; `out`, a copy,
+    appears only when both pass. url: another source to download from instead of the manifest's.
+    """
+    from hmfs.download.http import download
+    from hmfs.download.manifest import load_manifest, override_urls
+    from hmfs.download.verify import verify_archive
     from hmfs.model.backbone import build_backbone
 
-    url = url or torchvision_weights_url(backbone)
-    match = HASH_IN_NAME.search(url.rsplit("/", 1)[-1])
-    if match is None:
-        raise ValueError(f"{url} carries no sha256 prefix in its name (<name>-<hex>.pth); cannot verify it")
+    name = weights_asset(backbone)
+    entries = load_manifest(manifest)
+    if url is not None:
+        entries = override_urls(entries, {name: [url]})
+    asset = entries.get(name)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if source is None:
+        source = download(asset, out.parent / asset.filename)
+    else:
+        verify_archive(asset, Path(source))
     partial = out.with_name(f".{out.name}.part")
-    log.info("downloading %s -> %s (sha256 must start with %s)", url, out, match.group(1))
-    try:
-        torch.hub.download_url_to_file(url, str(partial), hash_prefix=match.group(1), progress=False)
-    except RuntimeError as error:  # torch.hub's hash mismatch
-        partial.unlink(missing_ok=True)
-        raise ValueError(f"{url}: {error}") from error
-    except (urllib.error.URLError, OSError) as error:
-        partial.unlink(missing_ok=True)
-        raise ValueError(f"could not download {url} ({error}); without internet, copy the file to {out} "
-                         "by hand (its sha256 must start with the hex in its name)") from error
+    shutil.copyfile(source, partial)
     try:
         build_backbone(backbone, partial)  # raises when the weights do not fit this architecture
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     partial.replace(out)
+    log.info("%s: %s -> %s (%s)", name, source, out, asset.checksum)
     return out
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("fetch-weights", help="download and verify torchvision's ImageNet ResNet weights",
-                                   description=__doc__)
+    parser = subparsers.add_parser("fetch-weights", description=__doc__,
+                                   help="download (or take) torchvision's ImageNet ResNet weights, verified")
     parser.add_argument("--backbone", required=True, choices=BACKBONES)
     parser.add_argument("--out", required=True, type=Path, help="weights file to write")
-    parser.add_argument("--url", default=None, help="another copy of the file (default: torchvision's)")
-    parser.set_defaults(func=lambda args: (fetch_weights(args.backbone, args.out, args.url), 0)[1])
+    parser.add_argument("--source", type=Path, default=None,
+                        help="a copy of torchvision's file already on disk (default: download it)")
+    parser.add_argument("--url", default=None, help="download from this address instead of the manifest's")
+    parser.add_argument("--manifest", type=Path, default=None, help="another download manifest (default: hmfs's own)")
+    parser.set_defaults(func=lambda args: (fetch_weights(args.backbone, args.out, source=args.source, url=args.url,
+                                                         manifest=args.manifest), 0)[1])

@@ -294,7 +294,8 @@ def test_missing_raw_folders_are_named(tiny_raw: Path, tmp_path: Path) -> None:
     (tiny_raw / "FSS-1000" / "splits" / "test.txt").unlink()
     with pytest.raises(FileNotFoundError, match=r"test class list .* at .*FSS-1000/splits/test\.txt"):
         prepare_fss(tiny_raw / "FSS-1000", out, splits)
-    args = argparse.Namespace(benchmark="coco", raw=tmp_path / "empty", out=out, splits_out=splits)
+    args = argparse.Namespace(benchmark="coco", raw=tmp_path / "empty", out=out, splits_out=splits, threads=1,
+                              asset_records=[])
     with pytest.raises(FileNotFoundError, match=r"COCO 2014 folder .* at .*empty/coco"):
         prepare.run_prepare(args)
 

@@ -1,18 +1,32 @@
-"""Episodic few-shot datasets (PASCAL-5i, COCO-20i, FSS-1000) behind one factory, `build_dataset`."""
+"""Episodic few-shot datasets (PASCAL-5i, COCO-20i, FSS-1000) behind one factory, `build_dataset`.
+
+The dataset classes (and with them torch) are imported on first use, so commands that only read
+files (`prepare`, `verify-data`, `generate`) start without torch; `hmfs.data.splits` and
+`hmfs.data.images` never import it.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from hmfs.data.coco import CocoEpisodes
-from hmfs.data.episodes import Episode, EpisodeDataset
-from hmfs.data.fss import FssEpisodes
-from hmfs.data.pascal import PASCAL_CLASSES, PascalEpisodes
-from hmfs.data.splits import packaged_splits_dir
+from hmfs.data.splits import PASCAL_CLASSES, packaged_splits_dir
+
+if TYPE_CHECKING:
+    from hmfs.data.episodes import EpisodeDataset
 
 BENCHMARKS = ("pascal", "coco", "fss")
-_DATASETS: dict[str, type[EpisodeDataset]] = {"pascal": PascalEpisodes, "coco": CocoEpisodes, "fss": FssEpisodes}
+_CLASSES = {"CocoEpisodes": "hmfs.data.coco", "Episode": "hmfs.data.episodes", "EpisodeDataset": "hmfs.data.episodes",
+            "FssEpisodes": "hmfs.data.fss", "PascalEpisodes": "hmfs.data.pascal"}
+_DATASETS = {"pascal": "PascalEpisodes", "coco": "CocoEpisodes", "fss": "FssEpisodes"}
+
+
+def __getattr__(name: str) -> Any:
+    """The dataset classes, imported when first asked for (PEP 562)."""
+    if name in _CLASSES:
+        return getattr(importlib.import_module(_CLASSES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_dataset(
@@ -43,7 +57,7 @@ def build_dataset(
     """
     if benchmark not in _DATASETS:
         raise ValueError(f"unknown benchmark {benchmark!r}; accepted: {', '.join(BENCHMARKS)}")
-    return _DATASETS[benchmark](
+    return __getattr__(_DATASETS[benchmark])(
         data_root=Path(data_root), splits_dir=Path(splits_dir), fold=fold, split=split, shot=shot,
         img_size=img_size, seed=seed, num_episodes=num_episodes, augment=augment,
         use_original_imgsize=use_original_imgsize, class_ids=class_ids,

@@ -8,14 +8,11 @@ from typing import Sequence
 import numpy as np
 
 from hmfs.data.episodes import DEFAULT_EVAL_EPISODES, EpisodeDataset
-from hmfs.data.splits import COCO_NCLASS, coco_split_file, load_coco_split
+from hmfs.data.splits import (  # noqa: F401 (coco_fold_classes: importable from here too)
+    BENCHMARK_FOLDS, COCO_NCLASS, coco_fold_classes, coco_split_file, load_coco_split,
+)
 
-COCO_NFOLDS = 4
-
-
-def coco_fold_classes(fold: int) -> list[int]:
-    """Test classes of COCO-20i fold k: the interleaved indices k, k+4, ..., k+76."""
-    return list(range(fold, COCO_NCLASS, COCO_NFOLDS))
+COCO_NFOLDS = BENCHMARK_FOLDS["coco"]
 
 
 class CocoEpisodes(EpisodeDataset):

@@ -8,20 +8,12 @@ from typing import Sequence
 import numpy as np
 
 from hmfs.data.episodes import DEFAULT_EVAL_EPISODES, EpisodeDataset
-from hmfs.data.splits import PASCAL_NCLASS, load_pascal_split, pascal_split_file
-
-PASCAL_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+from hmfs.data.splits import (  # noqa: F401 (PASCAL_CLASSES, pascal_fold_classes: importable from here too)
+    BENCHMARK_FOLDS, PASCAL_CLASSES, PASCAL_NCLASS, load_pascal_split, pascal_fold_classes, pascal_split_file,
 )
-PASCAL_NFOLDS = 4
+
+PASCAL_NFOLDS = BENCHMARK_FOLDS["pascal"]
 IGNORE_LABEL = 255  # VOC's boundary / difficult band
-
-
-def pascal_fold_classes(fold: int) -> list[int]:
-    """Test classes of PASCAL-5i fold k: 0-based 5k..5k+4 (VOC labels 5k+1..5k+5)."""
-    per_fold = PASCAL_NCLASS // PASCAL_NFOLDS
-    return list(range(fold * per_fold, (fold + 1) * per_fold))
 
 
 class PascalEpisodes(EpisodeDataset):

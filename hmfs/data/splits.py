@@ -20,6 +20,21 @@ BENCHMARK_FOLDS = {"pascal": 4, "coco": 4, "fss": 1}
 PASCAL_NCLASS = 20
 COCO_NCLASS = 80
 FSS_SPLITS = ("trn", "val", "test")
+PASCAL_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)
+
+
+def pascal_fold_classes(fold: int) -> list[int]:
+    """Test classes of PASCAL-5i fold k: 0-based 5k..5k+4 (VOC labels 5k+1..5k+5)."""
+    per_fold = PASCAL_NCLASS // BENCHMARK_FOLDS["pascal"]
+    return list(range(fold * per_fold, (fold + 1) * per_fold))
+
+
+def coco_fold_classes(fold: int) -> list[int]:
+    """Test classes of COCO-20i fold k: the interleaved indices k, k+4, ..., k+76."""
+    return list(range(fold, COCO_NCLASS, BENCHMARK_FOLDS["coco"]))
 
 # SPLITS layout (HSNet's data/splits, with COCO's pickles replaced by JSON):
 #   SPLITS/pascal/{trn,val}/fold{k}.txt   lines "<image id>__<class 1..20, two digits>"

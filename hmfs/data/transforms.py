@@ -1,8 +1,6 @@
-"""Image and mask loading, HSNet's resize + ImageNet normalisation, and the PASCAL photometric augmentation."""
+"""HSNet's resize + ImageNet normalisation and the PASCAL photometric augmentation (files: hmfs.data.images)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,39 +8,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from hmfs.data.images import load_image, load_mask  # noqa: F401 (re-exported: the loaders read files with them)
+
 # torchvision's ImageNet statistics, as in HSNet's FSSDataset.initialize.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 AUGMENT_P = 0.2  # probability of each photometric op (CATs' Albumentations recipe, protocol.md §4)
-
-
-def load_image(path: Path) -> Image.Image:
-    """An RGB PIL image (grey or palette JPEGs converted, as HSNet's `.convert('RGB')`)."""
-    with Image.open(path) as img:
-        return img.convert("RGB")
-
-
-def load_mask(path: Path, to_grey: bool = False) -> np.ndarray:
-    """A label map as a (H, W) uint8 array.
-
-    With `to_grey` (FSS-1000, whose masks HSNet reads with `.convert('L')`) every mode is converted
-    to grey. Otherwise palette PNGs give their indices (no palette conversion, so VOC's class
-    numbers survive), single-channel PNGs their values, and multi-channel masks a ValueError.
-    """
-    with Image.open(path) as img:
-        if to_grey:  # before the palette case: a "P" FSS mask means its colours, as in HSNet
-            array = np.array(img.convert("L"), dtype=np.uint8)
-        elif img.mode in ("L", "P"):
-            array = np.array(img, dtype=np.uint8)
-        elif img.mode in ("I", "I;16", "I;16B", "I;16L"):
-            array = np.array(img)
-            if array.min() < 0 or array.max() > 255:
-                raise ValueError(f"mask {path}: values outside 0..255 in a {img.mode} image")
-            array = array.astype(np.uint8)
-        else:
-            raise ValueError(f"mask {path}: expected a single-channel (L or P) PNG, got mode {img.mode}")
-    return array
 
 
 def resize_image(img: Image.Image, size: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ _DRIVE_ID = re.compile(r"^[A-Za-z0-9_-]{10,}$")
 _ASSET_NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 _REQUIRED = ("description", "urls", "filename", "size", "checksum", "archive")
-_OPTIONAL = ("checksum_note", "unpack", "optional", "note")
+_OPTIONAL = ("checksum_note", "approx_size", "unpack", "optional", "note")
 _UNPACK_KEYS = ("into", "rename", "expect")
 
 
@@ -94,6 +94,16 @@ class Asset:
     unpack: Unpack | None
     optional: bool = False
     note: str | None = None
+    approx_size: int | None = None  # bytes, for messages only, where `size` is not published
+
+    @property
+    def size_text(self) -> str:
+        """`1,999,639,040 bytes (1.9 GB)`, `about 679 MB (size not published)` or `size not published`."""
+        if self.size is not None:
+            return f"{self.size:,} bytes ({human_bytes(self.size)})"
+        if self.approx_size is not None:
+            return f"about {human_bytes(self.approx_size)} (size not published)"
+        return "size not published"
 
     def unpack_dir(self, raw_dir: Path) -> Path:
         """The folder under `raw_dir` that receives this archive's top-level entries."""
@@ -118,6 +128,15 @@ class Manifest:
             if asset.name == name:
                 return asset
         raise ValueError(f"unknown asset {name!r} in {self.source}; known: {', '.join(self.names)}")
+
+
+def human_bytes(n: float) -> str:
+    """Bytes in decimal units, as download pages print them: `13.5 GB`, `679 MB`."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit in ("B", "kB", "MB") else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 def _fail(asset: str, key: str, problem: str, source: str) -> ValueError:
@@ -194,6 +213,10 @@ def _parse_asset(name: Any, raw: Any, source: str) -> Asset:
     size = raw["size"]
     if size is not None and (type(size) is not int or size <= 0):
         raise _fail(name, "size", f"{size!r} must be a positive number of bytes or null", source)
+    approx_size = raw.get("approx_size")
+    if approx_size is not None and (type(approx_size) is not int or approx_size <= 0 or size is not None):
+        raise _fail(name, "approx_size", f"{approx_size!r} must be a positive number of bytes, and only where size is "
+                    "null", source)
     checksum, note = raw["checksum"], raw.get("checksum_note")
     if checksum is None:
         if not isinstance(note, str) or not note.strip():
@@ -218,7 +241,7 @@ def _parse_asset(name: Any, raw: Any, source: str) -> Asset:
         raise _fail(name, "optional", f"{optional!r} must be true or false", source)
     return Asset(name=name, description=str(raw["description"]), urls=tuple(urls), filename=str(filename),
                  size=size, checksum=checksum, checksum_note=note, archive=archive, unpack=unpack,
-                 optional=optional, note=raw.get("note"))
+                 optional=optional, note=raw.get("note"), approx_size=approx_size)
 
 
 def parse_manifest(data: Any, source: str = "<manifest>") -> Manifest:

@@ -157,9 +157,15 @@ def unpack(archive: Path, kind: str, dest: Path, expected_counts: Mapping[str, i
         if not entries:
             raise UnsafeArchiveError(f"archive {archive} is empty")
         _check_places_free(dest, entries, archive)  # again: something may have appeared meanwhile
+        moved = False
         if not dest.exists():
-            os.rename(tmp, dest)  # one atomic rename of the whole tree
-        else:
+            try:
+                os.rename(tmp, dest)  # one atomic rename of the whole tree
+                moved = True
+            except OSError:  # another archive unpacked into the same folder meanwhile (COCO's three)
+                pass
+        if not moved:
+            dest.mkdir(parents=True, exist_ok=True)
             for entry in entries:  # one atomic rename per top-level entry
                 os.rename(tmp / entry, dest / entry)
         write_marker(marker_path, {"archive": archive.name, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
