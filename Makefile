@@ -18,8 +18,10 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 
 venv: $(BIN)/.installed
 
+# As root on Debian/Ubuntu the SLURM tests bring up a one-node SLURM (tests/slurm/cluster.sh); elsewhere they
+# skip, and -rs prints why (with CI=true they fail instead).
 test: venv
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q -rs --durations=10
 
 # The whole pipeline on the embedded synthetic benchmark: data, pretraining, training, evaluation,
 # Tables 1-5, figures and report.html.
@@ -28,9 +30,9 @@ synthetic: venv
 
 # One run again from scratch (its saved training state is deleted), then its evaluations and the
 # tables, figures and report that read them:
-#   make fold RUN=coco/resnet18/hm/fold1 [CONFIG=config.yaml]
+#   make fold RUN=coco/resnet18/hm/fold1/seed0 [CONFIG=config.yaml]
 fold: venv
-	@test -n "$(RUN)" || { echo "usage: make fold RUN=<benchmark>/<backbone>/<variant>/<fold> [CONFIG=...]"; exit 2; }
+	@test -n "$(RUN)" || { echo "usage: make fold RUN=<benchmark>/<backbone>/<variant>/<fold>/seed<k> [CONFIG=...]"; exit 2; }
 	out=$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('$(CONFIG)'))['output_dir'])") && \
 	rm -rf "$$out/.state/$(RUN)" && \
 	$(SNAKEMAKE) --configfile $(CONFIG) --cores $(CORES) --forcerun "$$out/$(RUN)/best.pt"

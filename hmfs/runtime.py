@@ -64,9 +64,11 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        # Through the open file, not its name: torch names the archive inside after the file it is
+        # given, so a (random) temporary name would make equal checkpoints differ in their bytes.
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import datetime
 import json
 import logging
+import math
+import os
+import platform
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +41,16 @@ CHECKPOINT_FORMAT = "hmfs-checkpoint-v1"
 STATE_FORMAT = "hmfs-train-state-v1"
 # Config keys that may change between a killed run and its resumption without changing results.
 RESUMABLE_CHANGES = {"epochs", "num_workers", "out_dir", "state_dir", "log_every", "checkpoint_every", "device"}
+# Signals that make a run save its state at the next step boundary and stop: SIGURG is what the
+# workflow asks SLURM to send ahead of a job's time limit (`sbatch --signal=URG@<seconds>`): its
+# default action is to ignore it, so the job's other processes (the job's Snakemake, the rule's
+# shell) keep running while this one saves. SIGUSR1 serves hand-written sbatch scripts, SIGTERM
+# preemption, `scontrol requeue` and `scancel` (which follow it with SIGKILL after KillWait).
+STOP_SIGNALS = (signal.SIGURG, signal.SIGUSR1, signal.SIGTERM)
+EXIT_STOPPED = 75  # sysexits' EX_TEMPFAIL: state saved on a stop signal, run the same command again to resume
+# An attempt that gets a stop signal before finishing a single training step makes no progress; after
+# this many such attempts in a row, a retry (Snakemake's attempt > 1) refuses to start.
+NO_PROGRESS_LIMIT = 2
 
 
 @dataclass
@@ -92,6 +109,81 @@ class TrainConfig:
         return state_dir / "state.pt"
 
 
+class TrainingStopped(Exception):
+    """A stop signal arrived; the resumable state holds every finished step."""
+
+    def __init__(self, signal_name: str, epoch: int, step: int):
+        super().__init__(f"stopped by {signal_name} at epoch {epoch}, step {step}")
+        self.signal_name, self.epoch, self.step = signal_name, epoch, step
+
+
+class TrainingStalled(RuntimeError):
+    """Attempts keep stopping before any training step: retrying as they are cannot finish the run."""
+
+
+class StopRequest:
+    """Records the first stop signal received; the training loop acts on it at its next step boundary.
+
+    `progress` counts the training steps and validation passes this process finished; the handler
+    keeps its value at the signal, which tells an attempt that made progress from one that did not.
+    """
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self.progress = 0
+        self.progress_at_signal: int | None = None
+
+    def __call__(self, signum: int, frame) -> None:
+        if self.signal_name is None:
+            self.signal_name, self.progress_at_signal = signal.Signals(signum).name, self.progress
+            log.warning("%s received: saving the state after the current step, then stopping", self.signal_name)
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Handle STOP_SIGNALS while training (signal handlers can only be set from the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self) for sig in STOP_SIGNALS}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def attempt_environment() -> dict:
+    """Where this attempt runs: host, process, SLURM job (id, times requeued) and the GPUs it was given."""
+    env = os.environ
+    return {"host": platform.node(), "pid": os.getpid(), "slurm_job_id": env.get("SLURM_JOB_ID"),
+            "slurm_restart_count": env.get("SLURM_RESTART_COUNT"), "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES")}
+
+
+def read_attempts(path: Path) -> list[dict]:
+    """The attempt records of a run (one JSON line per finished, stopped or stalled attempt)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def check_progressing(attempts: list[dict], retry: int, state_path: Path) -> None:
+    """Refuse a retry (`retry` > 1: Snakemake's attempt number) when the last NO_PROGRESS_LIMIT attempts stalled.
+
+    A stalled attempt got its stop signal before finishing one training step or validation pass (the
+    time before the signal is shorter than start-up plus one step): resubmitting it with the same time
+    limit cannot finish the run, only use allocations. A first attempt (a new `snakemake` run, e.g.
+    after the time limit was raised) always starts.
+    """
+    recent = attempts[-NO_PROGRESS_LIMIT:]
+    if retry <= 1 or len(recent) < NO_PROGRESS_LIMIT or any(a["outcome"] != "no_progress" for a in recent):
+        return
+    raise TrainingStalled(
+        f"the last {NO_PROGRESS_LIMIT} attempts of this run (state {state_path}) stopped on "
+        f"{recent[-1]['signal']} before finishing a single training step, so retrying it as it is cannot "
+        "finish it: give the job more time before the signal (a larger resources.train.runtime or a smaller "
+        "resources.train.save_before_limit in the config), or find what slows its start, then run snakemake again")
+
+
 def epoch_order(n: int, seed: int, epoch: int, limit: int | None) -> list[int]:
     """The episode indices of one training epoch: a permutation seeded by (seed, epoch)."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -140,7 +232,25 @@ def _check_resumable(saved: dict, config: TrainConfig) -> None:
         )
 
 
-def train(config: TrainConfig, restart_finished: bool = False) -> dict:
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@contextlib.contextmanager
+def _attempt_log(path: Path):
+    """Also write this process's log to `path`, appended: the log of every attempt of a run, in order."""
+    handler = logging.FileHandler(path, mode="a")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def train(config: TrainConfig, restart_finished: bool = False, attempt: int = 1) -> dict:
     """Train (or resume) one run; returns the summary that is also written to `train_summary.json`.
 
     Outputs in `out_dir` (written once, atomically, at the end): best.pt (best validation mIoU, as
@@ -149,10 +259,32 @@ def train(config: TrainConfig, restart_finished: bool = False) -> dict:
     in the state folder; running the same command again resumes from it. A state that already holds
     every epoch is re-used as it is (nothing is trained), unless `restart_finished`: then the run
     trains again from scratch.
+
+    A stop signal (STOP_SIGNALS: SLURM's warning ahead of the time limit, preemption, requeue) makes
+    the run save its state after the current training step (or abandon the current validation pass)
+    and raise TrainingStopped; the next run resumes bit for bit. The state folder also keeps the log
+    of every attempt (train.log, appended) and one record per attempt (attempts.jsonl); an attempt
+    that stops before finishing a single step raises TrainingStalled, and so does a retry (`attempt`
+    > 1, Snakemake's attempt number) after NO_PROGRESS_LIMIT such attempts (see `check_progressing`).
     """
-    device = resolve_device(config.device)
+    state_dir = config.state_path.parent
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with _attempt_log(state_dir / "train.log"), StopRequest().installed() as stop:
+        return _train(config, restart_finished, stop, attempt)
+
+
+def _train(config: TrainConfig, restart_finished: bool, stop: StopRequest, attempt: int = 1) -> dict:
     out_dir = Path(config.out_dir)
     state_path = config.state_path
+    attempts_path = state_path.parent / "attempts.jsonl"
+    attempts = read_attempts(attempts_path)
+    where = {"snakemake_attempt": attempt, **attempt_environment()}
+    began_at = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    log.info("==== attempt %d of %s: %s ====", len(attempts) + 1, out_dir,
+             ", ".join(f"{k}={v}" for k, v in where.items() if v is not None))
+    check_progressing(attempts, attempt, state_path)
+
+    device = resolve_device(config.device)
     common = dict(
         benchmark=config.benchmark, data_root=Path(config.data_root), splits_dir=Path(config.splits_dir),
         fold=config.fold, shot=1, img_size=config.img_size,
@@ -186,7 +318,7 @@ def train(config: TrainConfig, restart_finished: bool = False) -> dict:
         seed_everything(config.seed)
         log.info("training %s from scratch: %d epochs, %d training / %d validation episodes",
                  out_dir, config.epochs, len(train_set), len(val_set))
-    state_path.parent.mkdir(parents=True, exist_ok=True)
+    resumed_at = [start_epoch, start_step]  # where this attempt started
     # The per-epoch lines, followable while training runs; rewritten on resume to match the state.
     progress_path = state_path.parent / "history.jsonl"
     atomic_write_text(progress_path, "".join(json.dumps(h) + "\n" for h in history))
@@ -208,26 +340,58 @@ def train(config: TrainConfig, restart_finished: bool = False) -> dict:
             "git_commit": commit,
         })
 
+    def record_attempt(outcome: str, epoch: int, step: int) -> None:
+        with open(attempts_path, "a") as handle:
+            handle.write(json.dumps({
+                "outcome": outcome, "signal": stop.signal_name, "from": resumed_at, "to": [epoch, step],
+                "started": began_at, "ended": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                **where}) + "\n")
+
+    def stop_here(epoch: int, step: int, partial_epoch: dict | None) -> None:
+        """Act on a stop signal at a step boundary: save the state (`step` batches of `epoch` done) and stop."""
+        if [epoch, step] != resumed_at:
+            save_state(epoch, step, partial_epoch)
+        if stop.progress_at_signal == 0:
+            record_attempt("no_progress", epoch, step)
+            raise TrainingStalled(
+                f"{stop.signal_name} arrived before this attempt finished a single training step or validation "
+                f"pass (it started at epoch {resumed_at[0]}, step {resumed_at[1]}; saved at epoch {epoch}, step {step}). "
+                "Under SLURM the job's time limit leaves too little time before the signal for start-up and one "
+                "step: raise resources.train.runtime or lower resources.train.save_before_limit")
+        record_attempt("stopped", epoch, step)
+        raise TrainingStopped(stop.signal_name, epoch, step)
+
     for epoch in range(start_epoch, config.epochs):
         began = time.perf_counter() - (partial["seconds"] if partial else 0.0)
         train_set.set_epoch(epoch)
         order = epoch_order(len(train_set), config.seed, epoch, config.train_episodes)
+        train_steps = math.ceil(len(order) / config.batch_size)
         train_meter = IoUAccumulator(train_set.class_ids, train_set.nclass)
         if partial:
             train_meter.load_state_dict(partial["train_meter"])
 
-        def checkpoint_step(step: int, epoch: int = epoch, meter: IoUAccumulator = train_meter, began: float = began) -> None:
+        def partial_epoch(meter: IoUAccumulator = train_meter, began: float = began) -> dict:
+            return {"train_meter": meter.state_dict(), "seconds": time.perf_counter() - began}
+
+        def after_train_step(step: int, epoch: int = epoch, partial_epoch=partial_epoch) -> None:
+            stop.progress += 1
             if config.checkpoint_every and step % config.checkpoint_every == 0:
-                save_state(epoch, step, {"train_meter": meter.state_dict(), "seconds": time.perf_counter() - began})
+                save_state(epoch, step, partial_epoch())
+            if stop.signal_name:
+                stop_here(epoch, step, partial_epoch())
+
+        def after_val_step(_: int, epoch: int = epoch, steps: int = train_steps, partial_epoch=partial_epoch) -> None:
+            if stop.signal_name:  # the validation pass is re-run whole on resume
+                stop_here(epoch, steps, partial_epoch())
 
         remaining = order[start_step * config.batch_size:]  # a resumed epoch skips its finished batches
         run_epoch(model, make_loader(train_set, remaining, config.batch_size, config.num_workers), train_meter,
                   device, optimizer, config.bf16, config.log_every, label=f"epoch {epoch} train",
-                  first_step=start_step, on_step=checkpoint_step)
+                  first_step=start_step, on_step=after_train_step)
         start_step, partial = 0, None
         val_meter = IoUAccumulator(val_set.class_ids, val_set.nclass)
         run_epoch(model, make_loader(val_set, None, config.batch_size, config.num_workers), val_meter,
-                  device, None, config.bf16, config.log_every, label=f"epoch {epoch} val")
+                  device, None, config.bf16, config.log_every, label=f"epoch {epoch} val", on_step=after_val_step)
         record = {
             "epoch": epoch,
             "train_loss": train_meter.mean_loss(), "train_miou": train_meter.miou(), "train_fb_iou": train_meter.fb_iou(),
@@ -240,9 +404,12 @@ def train(config: TrainConfig, restart_finished: bool = False) -> dict:
         record["best_epoch"] = best["epoch"]
         history.append(record)
         save_state(epoch + 1, 0, None)
+        stop.progress += 1
         with open(progress_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         log.info("epoch %d/%d: %s", epoch + 1, config.epochs, json.dumps(record))
+        if stop.signal_name and epoch + 1 < config.epochs:
+            stop_here(epoch + 1, 0, None)
 
     last_epoch = history[-1]["epoch"] if history else None
     last_miou = history[-1]["val_miou"] if history else None
@@ -258,6 +425,7 @@ def train(config: TrainConfig, restart_finished: bool = False) -> dict:
         "environment": environment(), "config": dataclasses.asdict(config),
     }
     atomic_write_json(out_dir / "train_summary.json", summary)
+    record_attempt("finished", len(history), 0)
     log.info("done: best epoch %s (val mIoU %.2f), last epoch %s", best["epoch"], best["val_miou"], last_epoch)
     return summary
 
@@ -279,6 +447,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--log-every", type=int, default=50, help="log running train metrics every N steps")
     parser.add_argument("--checkpoint-every", type=int, default=0,
                         help="also save the resumable state every N training steps (long epochs, preemptible jobs)")
+    parser.add_argument("--attempt", type=int, default=1,
+                        help="Snakemake's attempt number of this job (1: first submission); a retry refuses to start "
+                             f"after {NO_PROGRESS_LIMIT} attempts in a row stopped before finishing a step")
     parser.add_argument("--restart-finished", action="store_true",
                         help="train from scratch when the saved state is already finished (default: re-use it); "
                              "an unfinished state is always resumed")
@@ -296,5 +467,13 @@ def run_train(args: argparse.Namespace) -> int:
         augment=args.augment, num_workers=args.num_workers, device=args.device, bf16=args.bf16,
         log_every=args.log_every, checkpoint_every=args.checkpoint_every,
     )
-    train(config, restart_finished=args.restart_finished)
+    try:
+        train(config, restart_finished=args.restart_finished, attempt=args.attempt)
+    except TrainingStopped as stopped:
+        log.warning("%s; the state in %s holds it: run the same command again to resume (exit code %d)",
+                    stopped, config.state_path.parent, EXIT_STOPPED)
+        return EXIT_STOPPED
+    except TrainingStalled as stalled:
+        log.error("%s", stalled)
+        return 1
     return 0
