@@ -5,9 +5,11 @@
 #   snakemake report.html                                              # the report, as the last step
 #
 # Paths (coarse to fine), below config["output_dir"]:
-#   <benchmark>/<backbone>/<masking>[_aug]/<fold>/{best.pt,last.pt,history.jsonl,...,eval_<k>shot.json}
-#   tables/table<N>.{csv,md,tex,html}, figures/*.png, logs/<rule>/..., benchmarks/<rule>/...
-# <fold> is fold0..fold3 (PASCAL-5i, COCO-20i) or "all" (FSS-1000). Every path comes from hmfs.grid.
+#   <benchmark>/<backbone>/<masking>[_aug]/<fold>/seed<k>/{best.pt,last.pt,history.jsonl,...,eval_<k>shot.json}
+#   released/<benchmark>/<backbone>/<masking>[_aug]/<fold>/eval_<k>shot.json (the authors' checkpoints)
+#   tables/{table<N>,claims}.{csv,md,tex,html}, figures/*.png, logs/<rule>/..., benchmarks/<rule>/...
+# <fold> is fold0..fold3 (PASCAL-5i, COCO-20i) or "all" (FSS-1000); seed<k> a training seed (train.seeds).
+# Every path comes from hmfs.grid.
 
 from snakemake.utils import min_version, validate
 
@@ -32,8 +34,18 @@ include: "workflow/data.smk"
 include: "workflow/train.smk"
 include: "workflow/evaluate.smk"
 include: "workflow/tables.smk"
+include: "workflow/claims.smk"
 include: "workflow/figures.smk"
 include: "workflow/report.smk"
+include: "workflow/cluster.smk"
+
+
+# Once the jobs are planned, before the first one runs (never in a dry run): no download unless
+# data.download allows it (workflow/common.smk), and a SLURM run that can work (workflow/cluster.smk).
+# Snakemake keeps a single onstart handler, so every such check is called from here.
+onstart:
+    check_planned_downloads()
+    check_slurm_submission()
 
 
 rule all:

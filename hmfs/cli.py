@@ -14,6 +14,7 @@ from pathlib import Path
 COMMANDS = {
     "generate": "hmfs.synthetic",
     "prepare": "hmfs.prepare",
+    "verify-data": "hmfs.verify_data",
     "convert-splits": "hmfs.data.splits",
     "pretrain": "hmfs.pretrain",
     "train": "hmfs.train",
@@ -24,6 +25,8 @@ COMMANDS = {
     "fetch": "hmfs.download.command",
     "unpack": "hmfs.download.command",
     "tables": "hmfs.tables",
+    "claims": "hmfs.claims",
+    "forest": "hmfs.uncertainty_figures",
     "figures": "hmfs.figures",
 }
 

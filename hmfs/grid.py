@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hmfs.assets import prepare_records
 from hmfs.released import missing_released, released_checkpoint_path
 
 TABLES = ("table1", "table2", "table3", "table4", "table5")
@@ -53,13 +54,14 @@ def fold_index(name: str) -> int:
 
 @dataclass(frozen=True, order=True)
 class Run:
-    """One run: benchmark x backbone x variant x fold, trained here or released by the authors."""
+    """One run: benchmark x backbone x variant x fold x training seed, trained here or released by the authors."""
 
     benchmark: str
     backbone: str
     variant: str
     fold: str  # fold<k>, or NO_FOLD for FSS-1000
     origin: str = "trained"  # one of ORIGINS
+    seed: int = 0  # the training seed of a trained run (a released checkpoint has one, unknown: 0)
 
     @property
     def masking(self) -> str:
@@ -71,20 +73,24 @@ class Run:
 
     @property
     def key(self) -> str:
-        """[released/]benchmark/backbone/variant/fold: the run's folder below the results folder."""
-        prefix = "released/" if self.origin == "released" else ""
-        return f"{prefix}{self.benchmark}/{self.backbone}/{self.variant}/{self.fold}"
+        """The run's folder below the results folder: benchmark/backbone/variant/fold/seed<k> for a
+        trained run (every training seed its own folder), released/benchmark/backbone/variant/fold
+        for a released checkpoint."""
+        if self.origin == "released":
+            return f"released/{self.benchmark}/{self.backbone}/{self.variant}/{self.fold}"
+        return f"{self.benchmark}/{self.backbone}/{self.variant}/{self.fold}/seed{self.seed}"
 
 
 def parse_run_key(key: str) -> Run:
-    """Inverse of `Run.key`: "released/coco/resnet50/hm/fold0" -> Run(..., origin="released")."""
+    """Inverse of `Run.key`: "coco/resnet50/hm/fold0/seed1" -> Run(..., seed=1);
+    "released/coco/resnet50/hm/fold0" -> Run(..., origin="released")."""
     parts = key.split("/")
-    origin = "trained"
-    if parts[0] == "released":
-        origin, parts = "released", parts[1:]
-    if len(parts) != 4:
-        raise ValueError(f"run key {key!r} is not [released/]<benchmark>/<backbone>/<variant>/<fold>")
-    return Run(*parts, origin=origin)
+    if parts[0] == "released" and len(parts) == 5:
+        return Run(*parts[1:], origin="released")
+    if len(parts) == 5 and parts[4].startswith("seed") and parts[4][len("seed"):].isdigit():
+        return Run(*parts[:4], seed=int(parts[4][len("seed"):]))
+    raise ValueError(f"run key {key!r} is not <benchmark>/<backbone>/<variant>/<fold>/seed<k> or "
+                     "released/<benchmark>/<backbone>/<variant>/<fold>")
 
 
 @dataclass(frozen=True, order=True)
@@ -124,12 +130,26 @@ def table_rows(config: dict[str, Any], table: str) -> list[tuple[str, str, str]]
             for name, row in config["tables"][table]["rows"].items() for origin in row_origins(row)]
 
 
+def table_seeds(config: dict[str, Any], table: str) -> list[int]:
+    """The training seeds of a table's trained rows: its own `seeds`, else `train.seeds`."""
+    return list(config["tables"][table].get("seeds", config["train"]["seeds"]))
+
+
 def table_runs(config: dict[str, Any], table: str) -> list[Run]:
+    """Every run of a table: one per training seed for trained rows, one for released rows."""
     spec = config["tables"][table]
-    return [Run(spec["benchmark"], backbone, variant, fold, origin)
+    return [Run(spec["benchmark"], backbone, variant, fold, origin, seed)
             for backbone in config["backbones"]
             for _, variant, origin in table_rows(config, table)
-            for fold in folds_of(config, spec["benchmark"])]
+            for fold in folds_of(config, spec["benchmark"])
+            for seed in (table_seeds(config, table) if origin == "trained" else [0])]
+
+
+def run_seeds(config: dict[str, Any], run: Run) -> list[int]:
+    """Every training seed some table trains for `run`'s benchmark, backbone, variant and fold."""
+    return sorted({other.seed for other in training_runs(config)
+                   if (other.benchmark, other.backbone, other.variant, other.fold)
+                   == (run.benchmark, run.backbone, run.variant, run.fold)})
 
 
 def table_evaluations(config: dict[str, Any], table: str) -> list[Evaluation]:
@@ -226,8 +246,19 @@ def summarize(config: dict[str, Any]) -> dict[str, int]:
 
 
 def prepared_marker(config: dict[str, Any], benchmark: str) -> str:
-    """Written last by `prepare --summary`: the workflow's sign that a benchmark's data is ready."""
+    """Written last by `prepare --summary`: a benchmark's data is in HSNet's layout."""
     return f"{config['data']['root']}/{benchmark}.prepared.json"
+
+
+def verified_marker(config: dict[str, Any], benchmark: str) -> str:
+    """Written by `verify-data --summary` when every image and mask decodes and fits: the data is
+    ready (what trainings, evaluations and figures wait for)."""
+    return f"{config['data']['root']}/{benchmark}.verified.json"
+
+
+def verify_flags(config: dict[str, Any], benchmark: str) -> list[str]:
+    return ["--benchmark", benchmark, "--data-root", config["data"]["root"],
+            "--summary", verified_marker(config, benchmark)]
 
 
 def splits_dir(config: dict[str, Any]) -> str | None:
@@ -253,7 +284,7 @@ def train_flags(config: dict[str, Any], run: Run) -> list[str]:
     schedule, train = config["train"][run.benchmark], config["train"]
     flags = _data_flags(config, run.benchmark) + ["--fold", str(fold_index(run.fold))] + _model_flags(config, run)
     flags += ["--img-size", str(train["img_size"]), "--batch-size", str(schedule["batch_size"]),
-              "--lr", str(schedule["lr"]), "--epochs", str(schedule["epochs"]), "--seed", str(train["seed"]),
+              "--lr", str(schedule["lr"]), "--epochs", str(schedule["epochs"]), "--seed", str(run.seed),
               "--val-seed", str(train["val_seed"]), "--checkpoint-every", str(train["checkpoint_every"]),
               "--out", run_dir(config["output_dir"], run), "--state-dir", state_dir(config["output_dir"], run)]
     for key in ("train_episodes", "val_episodes"):
@@ -263,7 +294,24 @@ def train_flags(config: dict[str, Any], run: Run) -> list[str]:
         flags.append("--augment")
     if train["bf16"]:
         flags.append("--bf16")
+    workers = config["resources"]["train"].get("workers")
+    if workers:  # data-loader processes: a resource (results do not depend on it), so resumable with another
+        flags += ["--num-workers", str(workers)]
     return flags
+
+
+def train_sbatch_flags(config: dict[str, Any]) -> str:
+    """Extra sbatch flags of a training job (the `slurm_extra` resource, read only by the SLURM executor).
+
+    `--signal=URG@<s>`: SIGURG `save_before_limit` seconds before the time limit, on which
+    `hmfs train` saves and stops (URG: the other processes of the job ignore it by default);
+    `--open-mode=append`: a requeued job (same job id) appends to its SLURM log instead of replacing it.
+    """
+    flags = ["--open-mode=append"]
+    lead = config["resources"]["train"].get("save_before_limit")
+    if lead:
+        flags.append(f"--signal=URG@{lead}")
+    return " ".join(flags)
 
 
 def evaluation_flags(config: dict[str, Any], evaluation: Evaluation) -> list[str]:
@@ -274,7 +322,8 @@ def evaluation_flags(config: dict[str, Any], evaluation: Evaluation) -> list[str
               "--seed", str(settings["seed"]), "--batch-size", str(settings["batch_size"]),
               "--checkpoint", checkpoint_path(config, run), "--checkpoint-origin", run.origin,
               "--out", evaluation_path(out, evaluation), "--predictions", predictions_path(out, evaluation),
-              "--num-predictions", str(settings["predictions"])]
+              "--num-predictions", str(settings["predictions"]),
+              "--num-smallest-predictions", str(settings.get("predictions_smallest", 0))]
     if settings["episodes"][evaluation.test_benchmark] is not None:
         flags += ["--episodes", str(settings["episodes"][evaluation.test_benchmark])]
     if evaluation.test_benchmark != run.benchmark:
@@ -294,7 +343,8 @@ def generate_flags(config: dict[str, Any], benchmark: str) -> list[str]:
     return ["--out", config["data"]["raw_dir"], "--benchmark", benchmark, "--seed", str(synthetic["seed"]),
             "--image-size", str(synthetic["image_size"]), "--pascal-train", str(synthetic["pascal_train"]),
             "--pascal-val", str(synthetic["pascal_val"]), "--coco-train", str(synthetic["coco_train"]),
-            "--coco-val", str(synthetic["coco_val"]), "--fss-classes", str(synthetic["fss_classes"])]
+            "--coco-val", str(synthetic["coco_val"]), "--fss-classes", str(synthetic["fss_classes"]),
+            "--background", synthetic.get("background", "clutter")]
 
 
 def synthetic_summary(config: dict[str, Any], benchmark: str) -> str:
@@ -305,8 +355,10 @@ def synthetic_summary(config: dict[str, Any], benchmark: str) -> str:
 def prepare_flags(config: dict[str, Any], benchmark: str) -> list[str]:
     data = config["data"]
     splits_out = splits_dir(config) or f"{data['root']}/splits"  # HSNet's lists are used; these are kept for reference
-    return ["--benchmark", benchmark, "--raw", data["raw_dir"], "--out", data["root"], "--splits-out", splits_out,
-            "--summary", prepared_marker(config, benchmark)]
+    flags = ["--benchmark", benchmark, "--raw", data["raw_dir"], "--out", data["root"], "--splits-out", splits_out,
+             "--summary", prepared_marker(config, benchmark)]
+    records = prepare_records(config, benchmark)  # the downloads it came from, kept in its record
+    return flags + ["--asset-records", *records] if records else flags
 
 
 def pretrain_flags(config: dict[str, Any], backbone: str) -> list[str]:
@@ -320,11 +372,19 @@ def pretrain_flags(config: dict[str, Any], backbone: str) -> list[str]:
     return flags
 
 
+def bootstrap_flags(config: dict[str, Any]) -> list[str]:
+    """The intervals' bootstrap (config `uncertainty`), as `tables` and `claims` take it."""
+    settings = config["uncertainty"]
+    return ["--resamples", str(settings["resamples"]), "--bootstrap-seed", str(settings["seed"]),
+            "--confidence", str(settings["confidence"])]
+
+
 def table_flags(config: dict[str, Any], table: str, published: str) -> list[str]:
     spec = config["tables"][table]
     flags = ["--table", table, "--results", config["output_dir"], "--benchmark", spec["benchmark"],
              "--backbones", *config["backbones"], "--folds", *map(str, config["folds"]),
              "--shots", *map(str, config["evaluate"]["shots"]),
+             "--seeds", *map(str, table_seeds(config, table)), *bootstrap_flags(config),
              "--rows", *[f"{name}={variant}" + ("@released" if origin == "released" else "")
                          for name, variant, origin in table_rows(config, table)],
              "--out-prefix", f"{config['output_dir']}/tables/{table}"]
@@ -337,7 +397,49 @@ def table_flags(config: dict[str, Any], table: str, published: str) -> list[str]
     return flags
 
 
-FIGURE_FILES = {"convergence": "fig7_convergence.png", "qualitative": "fig5_qualitative.png", "runtime": "runtime.png"}
+def claims_paths(out: str) -> dict[str, str]:
+    """The claims table (next to Tables 1-5); its .json holds every number, for the forest plot."""
+    return {ext: f"{out}/tables/claims.{ext}" for ext in ("csv", "md", "tex", "html", "json")}
+
+
+def forest_path(out: str) -> str:
+    """The report's summary figure: every claim's reproduced difference with its interval."""
+    return f"{out}/figures/claims_forest.png"
+
+
+def claims_inputs(config: dict[str, Any], claims: list[dict[str, Any]]) -> list[str]:
+    """The files the claims table reads: every table's evaluations, and the training histories of the
+    trained runs whose convergence a claim compares (`claims`: the entries of hmfs/paper/claims.yaml)."""
+    out = config["output_dir"]
+    files = {evaluation_path(out, e) for e in evaluations(config)}
+    for claim in claims:
+        if claim["kind"] == "convergence" and claim["table"] in config["tables"]:
+            variants = {variant for name, variant, origin in table_rows(config, claim["table"])
+                        if name in (claim["a"], claim["b"]) and origin == "trained"}
+            files |= {f"{run_dir(out, run)}/history.jsonl" for run in table_runs(config, claim["table"])
+                      if run.origin == "trained" and run.variant in variants}
+    return sorted(files)
+
+
+def claims_flags(config: dict[str, Any], published: str, claims_file: str) -> list[str]:
+    """`python -m hmfs claims`: every table's rows and seeds, the paper's numbers, the bootstrap."""
+    flags = ["--results", config["output_dir"], "--claims", claims_file, "--published", published,
+             "--backbones", *config["backbones"], "--folds", *map(str, config["folds"]),
+             "--shots", *map(str, config["evaluate"]["shots"]), *bootstrap_flags(config)]
+    for table, spec in config["tables"].items():
+        flags += ["--table", table, spec["benchmark"], spec.get("test_benchmark", spec["benchmark"]),
+                  ",".join(map(str, table_seeds(config, table))),
+                  *[f"{name}={variant}" + ("@released" if origin == "released" else "")
+                    for name, variant, origin in table_rows(config, table)]]
+    if config["data"]["source"] == "synthetic":
+        flags.append("--synthetic")
+    return flags + ["--out-prefix", f"{config['output_dir']}/tables/claims"]
+
+
+FIGURE_FILES = {"convergence": "fig7_convergence.png", "qualitative": "fig5_qualitative.png",
+                "small_targets": "fig4_small_targets.png", "feature_maps": "fig6_feature_maps.png",
+                "runtime": "runtime.png"}
+EPISODE_FIGURES = ("qualitative", "small_targets")  # drawn from one fold's 1-shot predictions (first backbone)
 
 
 def figure_paths(config: dict[str, Any]) -> dict[str, str]:
@@ -349,38 +451,56 @@ def figure_paths(config: dict[str, Any]) -> dict[str, str]:
 def figure_runs(config: dict[str, Any], figure: str) -> list[Run]:
     """The runs a figure draws from."""
     spec = config["figures"][figure]
+    if figure == "feature_maps":  # the backbone weights and one support image: no run
+        return []
     folds = folds_of(config, spec["benchmark"])
-    if figure == "qualitative":
+    if figure in EPISODE_FIGURES:
         folds = [fold_name(spec["benchmark"], spec["fold"])]
         backbones = config["backbones"][:1]
     else:
         backbones = config["backbones"]
-    return [Run(spec["benchmark"], b, v, f) for b in backbones for v in spec["variants"].values() for f in folds]
+    runs = [Run(spec["benchmark"], b, v, f) for b in backbones for v in spec["variants"].values() for f in folds]
+    if figure == "convergence":  # every training seed's history: the plot can show their spread
+        return [Run(r.benchmark, r.backbone, r.variant, r.fold, seed=seed) for r in runs for seed in run_seeds(config, r) or [0]]
+    return runs  # training seed 0: what hmfs/figures.py reads
 
 
 def figure_inputs(config: dict[str, Any], figure: str) -> list[str]:
     out, runs = config["output_dir"], figure_runs(config, figure)
     if figure == "convergence":
         return [f"{run_dir(out, run)}/history.jsonl" for run in runs]
-    if figure == "qualitative":
+    if figure in EPISODE_FIGURES:
         return [predictions_path(out, Evaluation(run, 1, run.benchmark)) for run in runs]
+    if figure == "feature_maps":
+        return [weights_path(config, config["backbones"][0])]
     return [evaluation_path(out, Evaluation(run, shot, run.benchmark))
             for run in runs for shot in config["evaluate"]["shots"]]
 
 
+def _test_episode_flags(config: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    """The evaluation's test episodes of one fold (first backbone): same data, seed, length and size."""
+    flags = ["--backbone", config["backbones"][0], "--fold", str(spec["fold"]), "--data-root", config["data"]["root"],
+             "--img-size", str(config["train"]["img_size"]), "--seed", str(config["evaluate"]["seed"])]
+    if config["evaluate"]["episodes"][spec["benchmark"]] is not None:
+        flags += ["--evaluation-episodes", str(config["evaluate"]["episodes"][spec["benchmark"]])]
+    if splits_dir(config):
+        flags += ["--splits-dir", splits_dir(config)]
+    return flags
+
+
 def figure_flags(config: dict[str, Any], figure: str) -> list[str]:
+    """`python -m hmfs figures` arguments of one figure (its subcommand is the key with dashes)."""
     spec = config["figures"][figure]
-    flags = [figure, "--results", config["output_dir"], "--benchmark", spec["benchmark"],
+    command = figure.replace("_", "-")
+    if figure == "feature_maps":
+        return [command, "--benchmark", spec["benchmark"], "--out", figure_paths(config)[figure],
+                *_test_episode_flags(config, spec), "--episode", str(spec["episode"]),
+                "--backbone-weights", weights_path(config, config["backbones"][0]), "--layers", *spec["layers"]]
+    flags = [command, "--results", config["output_dir"], "--benchmark", spec["benchmark"],
              "--variants", *[f"{label}={variant}" for label, variant in spec["variants"].items()],
              "--out", figure_paths(config)[figure]]
-    if figure == "qualitative":
-        flags += ["--backbone", config["backbones"][0], "--fold", str(spec["fold"]),
-                  "--data-root", config["data"]["root"], "--img-size", str(config["train"]["img_size"]),
-                  "--seed", str(config["evaluate"]["seed"]), "--episodes", str(spec["episodes"])]
-        if config["evaluate"]["episodes"][spec["benchmark"]] is not None:
-            flags += ["--evaluation-episodes", str(config["evaluate"]["episodes"][spec["benchmark"]])]
-        if splits_dir(config):
-            flags += ["--splits-dir", splits_dir(config)]
+    if figure in EPISODE_FIGURES:
+        flags += _test_episode_flags(config, spec) + ["--episodes", str(spec["episodes"])]
     else:
         flags += ["--backbones", *config["backbones"], "--folds", *map(str, config["folds"])]
     if figure == "runtime":
@@ -395,13 +515,14 @@ def check_grid(config: dict[str, Any]) -> None:
             raise ValueError(f"tables.{table}: test_benchmark {spec['test_benchmark']!r} after training on "
                              f"{spec['benchmark']!r} is not defined; only coco -> pascal (Table 4) is")
     for figure, spec in config["figures"].items():
-        if spec["benchmark"] == "fss" and figure == "qualitative" and spec["fold"] != 0:
+        if spec["benchmark"] == "fss" and spec.get("fold", 0) != 0:
             raise ValueError(f"figures.{figure}.fold must be 0 for fss (FSS-1000 has no folds)")
         trained = set(training_runs(config))
         missing = [run.key for run in figure_runs(config, figure) if run not in trained]
         if missing:
             raise ValueError(f"figures.{figure} draws from runs no table trains ({', '.join(missing[:3])}); "
-                             f"add them to a table's rows or change figures.{figure}.variants")
+                             f"add them to a table's rows (with training seed 0, which the figures read) or "
+                             f"change figures.{figure}.variants")
     if config["data"]["source"] == "synthetic" and "synthetic" not in config["data"]:
         raise ValueError("data.synthetic is required when data.source is 'synthetic'")
     if config["backbone_weights"]["source"] == "pretrain" and "pretrain" not in config["backbone_weights"]:
@@ -413,6 +534,17 @@ def check_grid(config: dict[str, Any]) -> None:
     if qualitative and qualitative["episodes"] > config["evaluate"]["predictions"]:
         raise ValueError(f"figures.qualitative.episodes ({qualitative['episodes']}) exceeds "
                          f"evaluate.predictions ({config['evaluate']['predictions']}), the episodes each evaluation keeps")
+    small = config["figures"].get("small_targets")
+    kept_smallest = config["evaluate"].get("predictions_smallest", 0)
+    if small and small["episodes"] > kept_smallest:
+        raise ValueError(f"figures.small_targets.episodes ({small['episodes']}) exceeds evaluate.predictions_smallest "
+                         f"({kept_smallest}), the smallest-target episodes each evaluation keeps")
+    maps = config["figures"].get("feature_maps")
+    if maps:
+        length = config["evaluate"]["episodes"][maps["benchmark"]]  # None: the split's natural length
+        if length is not None and maps["episode"] >= length:
+            raise ValueError(f"figures.feature_maps.episode ({maps['episode']}) is not a test episode: "
+                             f"evaluate.episodes.{maps['benchmark']} is {length}")
     if released_runs(config) and "released" not in config:
         rows = [f"tables.{t}.rows.{name}" for t, spec in config["tables"].items()
                 for name, row in spec["rows"].items() if row.get("source", "trained") != "trained"]

@@ -6,8 +6,8 @@ import pytest
 
 from hmfs.cli import build_parser, main
 
-COMMANDS = ("generate", "prepare", "convert-splits", "pretrain", "train", "evaluate", "bench", "fetch-weights", "check-released", "fetch", "unpack",
-            "tables", "figures")
+COMMANDS = ("generate", "prepare", "verify-data", "convert-splits", "pretrain", "train", "evaluate", "bench", "fetch-weights", "check-released", "fetch", "unpack",
+            "tables", "claims", "forest", "figures")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -37,6 +37,9 @@ def test_commands_without_torch_do_not_import_it():
     import sys
 
     code = ("import sys; from hmfs.cli import build_parser; build_parser(['tables']); build_parser(['figures']); "
+            "build_parser(['claims']); build_parser(['forest']); "
+            # prepare, verify-data, fetch and unpack only read and write files: no torch either.
+            "[build_parser([c]) for c in ('prepare', 'verify-data', 'fetch', 'unpack')]; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -57,9 +57,17 @@ def test_table4_keeps_repri_classes():
 
 def test_paths_read_coarse_to_fine(paper):
     run = grid.Run("coco", "resnet50", "hm", "fold2")
-    assert grid.evaluation_path("results", grid.Evaluation(run, 1, "coco")) == "results/coco/resnet50/hm/fold2/eval_1shot.json"
-    assert grid.evaluation_path("results", grid.Evaluation(run, 5, "pascal")).endswith("fold2/eval_on_pascal_5shot.json")
-    assert grid.state_dir("results", run) == "results/.state/coco/resnet50/hm/fold2"
+    assert grid.evaluation_path("results", grid.Evaluation(run, 1, "coco")) == "results/coco/resnet50/hm/fold2/seed0/eval_1shot.json"
+    assert grid.evaluation_path("results", grid.Evaluation(run, 5, "pascal")).endswith("fold2/seed0/eval_on_pascal_5shot.json")
+    assert grid.state_dir("results", run) == "results/.state/coco/resnet50/hm/fold2/seed0"
+    assert grid.run_dir("results", grid.Run("coco", "resnet50", "hm", "fold2", seed=3)) == "results/coco/resnet50/hm/fold2/seed3"
+    released = grid.Run("coco", "resnet50", "hm", "fold2", "released")
+    assert grid.run_dir("results", released) == "results/released/coco/resnet50/hm/fold2"  # one checkpoint: no seed folder
+    for key in ("coco/resnet50/hm/fold2/seed3", "released/coco/resnet50/hm/fold2", "fss/resnet18/fm/all/seed0"):
+        assert grid.parse_run_key(key).key == key
+    for bad in ("coco/resnet50/hm/fold2", "released/coco/resnet50/hm/fold2/seed0", "coco/resnet50/hm/fold2/seedx"):
+        with pytest.raises(ValueError, match="is not"):
+            grid.parse_run_key(bad)
     assert grid.variant_name("hm", True) == "hm_aug" and grid.parse_variant("hm_aug") == ("hm", True)
     assert grid.weights_path(paper, "resnet101") == "resources/weights/resnet101_imagenet.pth"
 
@@ -71,8 +79,8 @@ def test_train_flags_parse_into_the_recipe(paper):
     assert (args.img_size, args.batch_size, args.lr, args.epochs) == (400, 20, 0.001, 2000)
     assert args.val_episodes == 1000 and args.train_episodes is None
     assert not args.restart_finished  # a finished state is never thrown away implicitly
-    assert str(args.out) == "results/pascal/resnet101/hm_aug/fold3"
-    assert str(args.state_dir) == "results/.state/pascal/resnet101/hm_aug/fold3"
+    assert str(args.out) == "results/pascal/resnet101/hm_aug/fold3/seed0" and args.seed == 0
+    assert str(args.state_dir) == "results/.state/pascal/resnet101/hm_aug/fold3/seed0"
     assert args.splits_dir is None  # HSNet's own lists
     coco = build_parser(["train"]).parse_args(["train", *grid.train_flags(paper, grid.Run("coco", "resnet50", "fm", "fold0"))])
     assert coco.batch_size == 40 and not coco.augment
@@ -83,7 +91,7 @@ def test_evaluation_flags(paper, synthetic):
     parse = build_parser(["evaluate"]).parse_args
     cross = parse(["evaluate", *grid.evaluation_flags(paper, grid.Evaluation(run, 5, "pascal"))])
     assert cross.benchmark == "pascal" and cross.shot == 5 and cross.class_names == ["bicycle", "bus", "horse", "sofa"]
-    assert str(cross.checkpoint) == "results/coco/resnet50/fm/fold1/best.pt" and cross.episodes == 1000
+    assert str(cross.checkpoint) == "results/coco/resnet50/fm/fold1/seed0/best.pt" and cross.episodes == 1000
     fss = parse(["evaluate", *grid.evaluation_flags(synthetic, grid.Evaluation(grid.Run("fss", "resnet18", "hm", "all"), 1, "fss"))])
     assert fss.episodes is None and fss.fold == 0 and str(fss.splits_dir) == "results/synthetic/data/splits"
 
@@ -131,3 +139,45 @@ def test_check_grid_names_the_bad_key(paper):
     bad["folds"] = [1, 0]
     with pytest.raises(ValueError, match="increasing order"):
         grid.check_grid(bad)
+
+
+def test_training_seeds_per_config_and_per_table(paper):
+    config = copy.deepcopy(paper)
+    assert config["train"]["seeds"] == [0] and all(grid.table_seeds(config, t) == [0] for t in config["tables"])
+    config["tables"]["table5"]["seeds"] = [0, 1]  # Table 5 only: its runs again with seed 1
+    runs = grid.training_runs(config)
+    assert len(runs) == 52 + 2 * 3 * 4  # seed 1 of COCO fm/im/hm; seed 0 shared with Tables 2 and 4
+    assert {r.seed for r in runs if r.benchmark == "pascal"} == {0}
+    assert grid.run_seeds(config, grid.Run("coco", "resnet50", "fm", "fold1")) == [0, 1]
+    run = grid.Run("coco", "resnet50", "hm", "fold1", seed=1)
+    args = build_parser(["train"]).parse_args(["train", *grid.train_flags(config, run)])
+    assert args.seed == 1 and str(args.out).endswith("hm/fold1/seed1")
+    flags = grid.table_flags(config, "table5", "p.yaml")
+    assert flags[flags.index("--seeds") + 1: flags.index("--resamples")] == ["0", "1"]
+    assert grid.table_flags(config, "table2", "p.yaml")[grid.table_flags(config, "table2", "p.yaml").index("--seeds") + 1] == "0"
+    assert len(grid.evaluations(config)) == 136 + 2 * 3 * 4 * 2  # Table 5's seed-1 runs, 1- and 5-shot
+    # Fig. 7 draws every seed's history; the other figures seed 0
+    assert len(grid.figure_inputs(config, "convergence")) == 2 * 2 * 4 * 2
+    assert all(r.seed == 0 for r in grid.figure_runs(config, "runtime"))
+    config["train"]["seeds"], config["tables"]["table5"]["seeds"] = [1, 2], [1, 2]
+    with pytest.raises(ValueError, match="training seed 0"):
+        grid.check_grid(config)
+
+
+def test_claims_flags_and_inputs(paper, synthetic):
+    from hmfs.claims import parse_table_spec
+
+    claims = yaml.safe_load((REPO / "hmfs" / "paper" / "claims.yaml").read_text())["claims"]
+    args = build_parser(["claims"]).parse_args(["claims", *grid.claims_flags(paper, "p.yaml", "c.yaml")])
+    specs = {spec.name: spec for spec in map(parse_table_spec, args.table)}
+    assert set(specs) == set(paper["tables"]) and specs["table5"].rows == (("FM", "fm", "trained"), ("IM", "im", "trained"),
+                                                                             ("HM", "hm", "trained"))
+    assert specs["table4"].test_benchmark == "pascal" and specs["table1"].seeds == (0,)
+    assert args.resamples == 10000 and not args.synthetic and str(args.out_prefix) == "results/tables/claims"
+    assert build_parser(["claims"]).parse_args(["claims", *grid.claims_flags(synthetic, "p", "c")]).synthetic
+    inputs = set(grid.claims_inputs(paper, claims))
+    histories = {f"results/{r.key}/history.jsonl" for r in grid.training_runs(paper)}
+    evaluations = {grid.evaluation_path("results", e) for e in grid.evaluations(paper)}
+    assert inputs <= histories | evaluations and evaluations <= inputs
+    assert {p for p in inputs if p.endswith("history.jsonl")} == {
+        f"results/coco/{b}/{v}/fold{k}/seed0/history.jsonl" for b in paper["backbones"] for v in ("fm", "hm") for k in range(4)}

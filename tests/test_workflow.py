@@ -57,8 +57,13 @@ def test_dry_run_lists_the_papers_full_grid(workdir):
     assert counts["train_model"] == len(grid.training_runs(config)) == 52
     assert counts["evaluate_model"] == 104 and counts["evaluate_cross_domain"] == 32
     assert counts["make_table"] == 5 and counts["report_html"] == 1
-    assert counts["fetch_backbone_weights"] == 2 and counts["prepare_data"] == 3
+    assert counts["make_claims"] == counts["plot_claims"] == 1  # the claims table and its forest plot
+    # On an empty resources/: the six archives (VOC, SBD, COCO x3, FSS-1000) and both weights files are
+    # downloaded, the archives unpacked; each benchmark is prepared and decoded once.
+    assert counts["download_asset"] == 8 and counts["unpack_asset"] == 6 and counts["install_backbone_weights"] == 2
+    assert counts["prepare_data"] == counts["verify_data"] == 3
     assert counts["plot_convergence"] == counts["plot_qualitative"] == counts["plot_runtime"] == 1
+    assert counts["plot_small_targets"] == counts["plot_feature_maps"] == 1
 
 
 def test_dry_run_of_the_synthetic_config(workdir):
@@ -68,6 +73,20 @@ def test_dry_run_of_the_synthetic_config(workdir):
     assert counts["train_model"] == summary["trainings"]
     assert counts["evaluate_model"] + counts["evaluate_cross_domain"] == summary["evaluations"]
     assert counts["generate_synthetic"] == 3 and counts["pretrain_backbone"] == len(config["backbones"])
+    assert counts["make_claims"] == counts["plot_claims"] == 1
+
+
+def test_dry_run_plans_a_tables_own_training_seeds(workdir):
+    # Table 5 with two training seeds: its COCO fm/im/hm runs once more (seed 1), evaluated 1- and 5-shot;
+    # seed 0 stays shared with Tables 2 and 4.
+    config = yaml.safe_load((REPO / "workflow" / "config.synthetic.yaml").read_text())
+    config["tables"]["table5"]["seeds"] = [0, 1]
+    (workdir / "seeds.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(workdir, "-n", "-p", "--configfile", "seeds.yaml")
+    counts = job_counts(result.stdout)
+    assert counts["train_model"] == 14 + 3 * 2 and counts["evaluate_model"] == 28 + 3 * 2 * 2
+    assert "results/synthetic/coco/resnet18/im/fold1/seed1/best.pt" in result.stdout
+    assert "--seeds 0 1" in result.stdout and counts["make_claims"] == 1
 
 
 @pytest.mark.parametrize("configfile", ["config.yaml", "workflow/config.synthetic.yaml"])
@@ -130,8 +149,10 @@ def tiny_config(workdir: Path) -> Path:
     config["train"]["img_size"] = 64
     for benchmark in ("pascal", "coco", "fss"):
         config["train"][benchmark] = {"batch_size": 4, "lr": 0.002, "epochs": 2, "train_episodes": 8, "val_episodes": 4}
-    config["evaluate"].update(episodes={"pascal": 4, "coco": 4, "fss": 6}, batch_size=4, predictions=2)
+    config["evaluate"].update(episodes={"pascal": 4, "coco": 4, "fss": 6}, batch_size=4, predictions=2,
+                              predictions_smallest=2)
     config["figures"]["qualitative"]["episodes"] = 2
+    config["figures"]["small_targets"]["episodes"] = 2
     path = workdir / "tiny.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -151,11 +172,14 @@ def test_tiny_synthetic_pipeline_end_to_end(workdir):
         md = (out / "tables" / f"{table}.md").read_text()
         assert "synthetic benchmark" in md and "(reproduced)" in md and "Made from" in md
     assert "Made from 4 of 4 evaluation files" in (out / "tables" / "table4.md").read_text()  # {fm, hm} x {1, 5}-shot
-    for figure in ("fig7_convergence", "fig5_qualitative", "runtime"):
+    for figure in ("fig7_convergence", "fig5_qualitative", "fig4_small_targets", "fig6_feature_maps", "runtime"):
         assert (out / "figures" / f"{figure}.png").stat().st_size > 1000
+    assert " ± " in (out / "tables" / "table5.md").read_text() and "HM − FM (paired)" in (out / "tables" / "table5.md").read_text()
+    assert "verdicts about the stand-in" in (out / "tables" / "claims.md").read_text()
+    assert (out / "figures" / "claims_forest.png").stat().st_size > 1000
     report = (workdir / "report.html").read_text(errors="replace")
     assert len(report) > 100_000 and "table1" in report and "fig7_convergence.png" in report
-    result = yaml.safe_load((out / "coco" / "resnet18" / "hm" / "fold0" / "eval_on_pascal_5shot.json").read_text())
+    result = yaml.safe_load((out / "coco" / "resnet18" / "hm" / "fold0" / "seed0" / "eval_on_pascal_5shot.json").read_text())
     assert result["shot"] == 5 and sorted(result["class_ids"]) == [0, 3, 8, 10, 11, 14]  # Table 4, fold 0
     assert time.monotonic() - began < 600
 
@@ -165,20 +189,23 @@ def test_tiny_synthetic_pipeline_end_to_end(workdir):
 
     # Restyling a plot (a change to the plotting code) re-runs the plots and the report, nothing else.
     # (Snakemake compares checksums: a bare `touch` of the code changes nothing.)
-    code = workdir / "hmfs" / "figures.py"
+    code = workdir / "hmfs" / "plotting.py"
     code.write_text(code.read_text().replace("DPI = 110", "DPI = 100"))
     rerun = snakemake(workdir, "--configfile", tiny.name, "--cores", "2")
     counts = job_counts(rerun.stdout + rerun.stderr)
-    assert set(counts) == {"plot_convergence", "plot_qualitative", "plot_runtime", "report_html", "all"}, counts
+    assert set(counts) == {"plot_convergence", "plot_qualitative", "plot_small_targets", "plot_feature_maps",
+                           "plot_runtime", "report_html", "all"}, counts
 
     # One fold again: its training, its evaluations, and the tables / figures / report that read them.
-    fold = "out/coco/resnet18/hm/fold0/best.pt"
+    fold = "out/coco/resnet18/hm/fold0/seed0/best.pt"
     counts = job_counts(snakemake(workdir, "-n", "--configfile", tiny.name, "--forcerun", fold).stdout)
     assert counts == {"train_model": 1, "evaluate_model": 2, "evaluate_cross_domain": 2, "make_table": 3,
-                      "plot_convergence": 1, "plot_qualitative": 1, "plot_runtime": 1, "report_html": 1, "all": 1}, counts
+                      "make_claims": 1, "plot_claims": 1,
+                      "plot_convergence": 1, "plot_qualitative": 1, "plot_small_targets": 1, "plot_runtime": 1,
+                      "report_html": 1, "all": 1}, counts
     # Forced with its finished state kept, the run is not trained again (outputs are rewritten from
     # the state); with the state deleted (what `make fold` does) it trains from scratch.
-    log = workdir / "out" / "logs" / "train_model" / "coco" / "resnet18" / "hm" / "fold0.log"
+    log = workdir / "out" / "logs" / "train_model" / "coco" / "resnet18" / "hm" / "fold0" / "seed0.log"
     snakemake(workdir, "--configfile", tiny.name, "--cores", "2", "--forcerun", fold)
     assert "resuming" in log.read_text() and "epoch 1/" not in log.read_text()
     shutil.rmtree(workdir / grid.state_dir("out", grid.Run("coco", "resnet18", "hm", "fold0")))
@@ -198,8 +225,9 @@ def test_released_config_lists_missing_files_then_plans_evaluations_only(workdir
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()  # a dry run only needs the files to exist
     counts = job_counts(snakemake(workdir, "-n", "--configfile", "config.released.yaml").stdout)
-    assert counts == {"prepare_data": 3, "evaluate_model": 72, "evaluate_cross_domain": 32, "make_table": 4,
-                      "report_html": 1, "all": 1}, counts
+    assert counts == {"download_asset": 6, "unpack_asset": 6, "prepare_data": 3, "verify_data": 3,
+                      "evaluate_model": 72, "evaluate_cross_domain": 32, "make_table": 4,
+                      "make_claims": 1, "plot_claims": 1, "report_html": 1, "all": 1}, counts
 
 
 @pytest.mark.slow

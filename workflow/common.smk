@@ -5,24 +5,30 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # the hmfs package beside the Snakefile
 
-from hmfs import grid
+from hmfs import assets, grid
 
 grid.check_grid(config)
 grid.check_released_files(config)  # every released checkpoint in place, or one list of the missing ones
+assets.check_data_sources(config)  # the download manifest loads; every data.local copy exists
 
 OUT = config["output_dir"]
 EVALUATIONS = grid.evaluations(config)
 PUBLISHED = f"{workflow.basedir}/hmfs/paper/published_results.yaml"
+CLAIMS = f"{workflow.basedir}/hmfs/paper/claims.yaml"
 FIGURES = grid.figure_paths(config)
 
 
 # Light or head-node work (downloads need the internet; tables, plots and the report take seconds):
-# never submitted to a cluster.
+# never submitted to a cluster. download_asset and install_backbone_weights, which exist only for
+# configs that download, are declared local where they are defined (workflow/data.smk).
 localrules:
-    fetch_backbone_weights,
     make_table,
+    make_claims,
+    plot_claims,
     plot_convergence,
     plot_qualitative,
+    plot_small_targets,
+    plot_feature_maps,
     plot_runtime,
     report_html,
 
@@ -32,10 +38,15 @@ wildcard_constraints:
     test_benchmark="pascal|coco|fss",
     backbone="resnet18|resnet34|resnet50|resnet101",
     variant="(fm|im|hm)(_aug)?",
-    run="(released/)?(pascal|coco|fss)/(resnet18|resnet34|resnet50|resnet101)/(fm|im|hm)(_aug)?/(fold[0-3]|all)",
+    # a trained run's folder ends in its training seed; a released checkpoint's does not (hmfs.grid.Run.key)
+    run="(pascal|coco|fss)/(resnet18|resnet34|resnet50|resnet101)/(fm|im|hm)(_aug)?/(fold[0-3]|all)/seed[0-9]+"
+    "|released/(pascal|coco|fss)/(resnet18|resnet34|resnet50|resnet101)/(fm|im|hm)(_aug)?/(fold[0-3]|all)",
     fold="fold[0-3]|all",
+    seed="[0-9]+",
     shot="[0-9]+",
     table="table[1-5]",
+    filename=assets.filename_constraint(config),
+    asset=assets.asset_constraint(),
 
 
 def flags(arguments):
@@ -49,31 +60,43 @@ def job(name, key):
 
 
 def run_of(wildcards):
-    """The run of a job: from its {run} key (evaluations) or its four wildcards (training)."""
+    """The run of a job: from its {run} key (evaluations) or its five wildcards (training)."""
     if "run" in wildcards.keys():
         return grid.parse_run_key(wildcards.run)
-    return grid.Run(wildcards.benchmark, wildcards.backbone, wildcards.variant, wildcards.fold)
+    return grid.Run(wildcards.benchmark, wildcards.backbone, wildcards.variant, wildcards.fold, seed=int(wildcards.seed))
 
 
 def get_final_outputs():
     outputs = [grid.evaluation_path(OUT, e) for e in EVALUATIONS]
     outputs += [path for table in config["tables"] for path in grid.table_paths(OUT, table).values()]
+    outputs += list(grid.claims_paths(OUT).values()) + [grid.forest_path(OUT)]
     outputs += list(FIGURES.values())
     outputs.append("report.html")
     return outputs
 
 
 def get_raw_input(wildcards):
-    """The synthetic summary; real downloads are not declared (prepare checks them and names what is missing)."""
+    """The synthetic summary, or the records of the benchmark's unpacked downloads."""
     if config["data"]["source"] == "synthetic":
         return [grid.synthetic_summary(config, wildcards.benchmark)]
-    return []
+    return assets.prepare_records(config, wildcards.benchmark)
+
+
+def get_unpack_input(wildcards):
+    """The archive to unpack (downloaded, or the user's own); none for a folder the user unpacked."""
+    source = assets.source_file(config, wildcards.asset)
+    return [source] if source is not None else []
+
+
+def get_weights_source(wildcards):
+    """torchvision's weights file: downloaded, or the user's own copy."""
+    return assets.source_file(config, assets.WEIGHT_ASSETS[wildcards.backbone])
 
 
 def get_evaluation_input(wildcards, test_benchmark):
     """best.pt of a training, or a released checkpoint (which carries its own backbone unless configured not to)."""
     run = run_of(wildcards)
-    inputs = {"checkpoint": grid.checkpoint_path(config, run), "data": grid.prepared_marker(config, test_benchmark)}
+    inputs = {"checkpoint": grid.checkpoint_path(config, run), "data": grid.verified_marker(config, test_benchmark)}
     if grid.uses_backbone_weights(config, run):
         inputs["weights"] = grid.weights_path(config, run.backbone)
     return inputs
@@ -82,11 +105,36 @@ def get_evaluation_input(wildcards, test_benchmark):
 def get_table_input(wildcards):
     return {
         "evaluations": [grid.evaluation_path(OUT, e) for e in grid.table_evaluations(config, wildcards.table)],
-        "code": [f"{workflow.basedir}/hmfs/tables.py", f"{workflow.basedir}/hmfs/grid.py"],
+        "code": [f"{workflow.basedir}/hmfs/{name}.py" for name in ("tables", "table_format", "uncertainty", "stats", "grid")],
         "published": [PUBLISHED] if config["data"]["source"] != "synthetic" else [],
+    }
+
+
+def get_claims_input(wildcards):
+    """Every table's evaluations and the histories a convergence claim compares (hmfs.grid.claims_inputs)."""
+    import yaml
+
+    claims = yaml.safe_load(open(CLAIMS))["claims"]
+    return {
+        "results": grid.claims_inputs(config, claims),
+        "code": [f"{workflow.basedir}/hmfs/{name}.py" for name in ("claims", "uncertainty", "stats", "grid")],
+        "published": PUBLISHED,
+        "claims": CLAIMS,
     }
 
 
 def get_report_input(wildcards):
     tables = [path for table in config["tables"] for path in grid.table_paths(OUT, table).values()]
-    return tables + list(FIGURES.values())
+    claims = [path for ext, path in grid.claims_paths(OUT).items() if ext != "json"] + [grid.forest_path(OUT)]
+    return tables + claims + list(FIGURES.values())
+
+
+def check_planned_downloads():
+    """While data.download is false, a run that would download something stops before its first
+    job with one list of the files, their sizes and where to put them (a dry run lists them as
+    download_asset jobs). Called by the workflow's one onstart handler (Snakefile)."""
+    assets.check_downloads_allowed(
+        config,
+        [job.wildcards.filename for job in workflow.dag.needrun_jobs() if job.rule.name == "download_asset"],
+        workflow.overwrite_configfiles,
+    )

@@ -1,31 +1,40 @@
-# Training: one 1-shot run per benchmark x backbone x variant x fold that some table needs. The
-# resumable state lives in <output_dir>/.state/, outside the declared outputs (Snakemake deletes
+# Training: one 1-shot run per benchmark x backbone x variant x fold x training seed that some table
+# needs (<fold>/seed<k>/: train.seeds, or a table's own seeds). The resumable state lives in
+# <output_dir>/.state/, outside the declared outputs (Snakemake deletes
 # those when a job fails): a killed or failed job resumes where it stopped when run again, and a
 # finished state is never thrown away implicitly (a re-run only rewrites the outputs from it; a
 # result-changing config change stops with the key named). `make fold` deletes one run's state.
+# On SLURM a training longer than its job's time limit saves its state on the signal it asks for ahead
+# of the limit (resources.train.save_before_limit) and exits with code 75; Snakemake resubmits it
+# (slurm/config.yaml) and it resumes. The state folder keeps every attempt's log (train.log) and a
+# record of each attempt (attempts.jsonl); this rule's log holds the last attempt.
 
 
 rule train_model:
     input:
-        data=lambda wildcards: grid.prepared_marker(config, wildcards.benchmark),
+        data=lambda wildcards: grid.verified_marker(config, wildcards.benchmark),
         weights=lambda wildcards: grid.weights_path(config, wildcards.backbone),
     output:
-        best=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/best.pt",
-        last=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/last.pt",
-        history=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/history.jsonl",
-        summary=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/train_summary.json",
+        best=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/best.pt",
+        last=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/last.pt",
+        history=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/history.jsonl",
+        summary=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/train_summary.json",
     params:
         flags=lambda wildcards: flags(grid.train_flags(config, run_of(wildcards))),
     log:
-        f"{OUT}/logs/train_model/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}.log",
+        f"{OUT}/logs/train_model/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}.log",
     benchmark:
-        f"{OUT}/benchmarks/train_model/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}.tsv"
+        f"{OUT}/benchmarks/train_model/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}.tsv"
     threads: job("train", "threads")
     resources:
         mem_mb=job("train", "mem_mb"),
         runtime=job("train", "runtime"),
         gpu=job("train", "gpu"),
+        slurm_extra=grid.train_sbatch_flags(config),
+        # Snakemake's attempt number of this job, for the trainer: a retry refuses to start after two
+        # attempts in a row that got the time-limit signal before finishing a single step.
+        attempt=lambda wildcards, attempt: attempt,
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "python -m hmfs --threads {threads} train {params.flags} > {log} 2>&1"
+        "python -m hmfs --threads {threads} train {params.flags} --attempt {resources.attempt} > {log} 2>&1"
