@@ -134,8 +134,9 @@ def unschedulable(requests: list[JobRequest], partitions: list[Partition], nodes
         if not partition.up:
             problems.append(f"{where}: the partition is not UP")
         if partition.max_time_min is not None and (request.runtime_min or 0) > partition.max_time_min:
+            resumes = " (this job saves ahead of its limit and resumes in the next)" if request.signal_lead_s else ""
             problems.append(f"{where}: runtime {request.runtime_min} min exceeds the partition's MaxTime "
-                            f"{partition.max_time_min} min; {fix} (training resumes across time limits)")
+                            f"{partition.max_time_min} min; {fix}{resumes}")
         members = [n for n in nodes if partition.name in n.partitions]
         if partition.max_mem_mb is not None and (request.mem_mb or 0) > partition.max_mem_mb:
             problems.append(f"{where}: mem_mb {request.mem_mb} exceeds the partition's MaxMemPerNode "

@@ -48,8 +48,9 @@ RESUMABLE_CHANGES = {"epochs", "num_workers", "out_dir", "state_dir", "log_every
 # preemption, `scontrol requeue` and `scancel` (which follow it with SIGKILL after KillWait).
 STOP_SIGNALS = (signal.SIGURG, signal.SIGUSR1, signal.SIGTERM)
 EXIT_STOPPED = 75  # sysexits' EX_TEMPFAIL: state saved on a stop signal, run the same command again to resume
-# An attempt that gets a stop signal before finishing a single training step makes no progress; after
-# this many such attempts in a row, a retry (Snakemake's attempt > 1) refuses to start.
+# An attempt that gets a stop signal before finishing a single training step, or fails before saving
+# anything, makes no progress; after this many such attempts in a row, a retry (Snakemake's attempt
+# > 1) refuses to start.
 NO_PROGRESS_LIMIT = 2
 
 
@@ -159,29 +160,59 @@ def attempt_environment() -> dict:
             "slurm_restart_count": env.get("SLURM_RESTART_COUNT"), "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES")}
 
 
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+class AttemptRecord:
+    """One attempt's line in attempts.jsonl: where it ran, where it started and what it saved last."""
+
+    def __init__(self, path: Path, snakemake_attempt: int = 1):
+        self.path = path
+        self.where = {"snakemake_attempt": snakemake_attempt, **attempt_environment()}
+        self.started = _now()
+        self.start: list[int] | None = None  # [epoch, step] the attempt resumed from
+        self.saved: list[int] | None = None  # [epoch, step] of the last state it saved
+
+    def write(self, outcome: str, signal_name: str | None, **extra) -> None:
+        """Append the record: outcome finished | stopped | no_progress | failed."""
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps({"outcome": outcome, "signal": signal_name, "from": self.start,
+                                     "to": self.saved or self.start, "started": self.started, "ended": _now(),
+                                     **extra, **self.where}) + "\n")
+
+
 def read_attempts(path: Path) -> list[dict]:
-    """The attempt records of a run (one JSON line per finished, stopped or stalled attempt)."""
+    """The attempt records of a run (one JSON line per attempt, see AttemptRecord)."""
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def check_progressing(attempts: list[dict], retry: int, state_path: Path) -> None:
-    """Refuse a retry (`retry` > 1: Snakemake's attempt number) when the last NO_PROGRESS_LIMIT attempts stalled.
+def made_progress(attempt: dict) -> bool:
+    """Whether an attempt record shows progress: stopped or finished, or failed after saving something new."""
+    if attempt["outcome"] == "failed":
+        return attempt["to"] != attempt["from"]
+    return attempt["outcome"] in ("stopped", "finished")
 
-    A stalled attempt got its stop signal before finishing one training step or validation pass (the
-    time before the signal is shorter than start-up plus one step): resubmitting it with the same time
-    limit cannot finish the run, only use allocations. A first attempt (a new `snakemake` run, e.g.
-    after the time limit was raised) always starts.
+
+def check_progressing(attempts: list[dict], retry: int, state_path: Path) -> None:
+    """Refuse a retry (`retry` > 1: Snakemake's attempt number) after NO_PROGRESS_LIMIT attempts without progress.
+
+    Such an attempt got its stop signal before finishing one training step or validation pass (the
+    time before the signal is shorter than start-up plus one step), or failed before saving anything
+    (an error that comes back every time): resubmitting it as it is only uses allocations. A first
+    attempt (a new `snakemake` run, e.g. after the time limit was raised or the error fixed) always starts.
     """
     recent = attempts[-NO_PROGRESS_LIMIT:]
-    if retry <= 1 or len(recent) < NO_PROGRESS_LIMIT or any(a["outcome"] != "no_progress" for a in recent):
+    if retry <= 1 or len(recent) < NO_PROGRESS_LIMIT or any(made_progress(a) for a in recent):
         return
+    why = "; ".join(a.get("error") or f"stopped on {a['signal']} before finishing a single training step" for a in recent)
     raise TrainingStalled(
-        f"the last {NO_PROGRESS_LIMIT} attempts of this run (state {state_path}) stopped on "
-        f"{recent[-1]['signal']} before finishing a single training step, so retrying it as it is cannot "
-        "finish it: give the job more time before the signal (a larger resources.train.runtime or a smaller "
-        "resources.train.save_before_limit in the config), or find what slows its start, then run snakemake again")
+        f"the last {NO_PROGRESS_LIMIT} attempts of this run (state {state_path}) made no progress ({why}), so "
+        "retrying it as it is cannot finish it: give the job more time before the signal (a larger "
+        "resources.train.runtime or a smaller resources.train.save_before_limit in the config) or fix the "
+        "error, then run snakemake again")
 
 
 def epoch_order(n: int, seed: int, epoch: int, limit: int | None) -> list[int]:
@@ -269,20 +300,24 @@ def train(config: TrainConfig, restart_finished: bool = False, attempt: int = 1)
     """
     state_dir = config.state_path.parent
     state_dir.mkdir(parents=True, exist_ok=True)
+    this_attempt = AttemptRecord(state_dir / "attempts.jsonl", attempt)
     with _attempt_log(state_dir / "train.log"), StopRequest().installed() as stop:
-        return _train(config, restart_finished, stop, attempt)
+        try:
+            return _train(config, restart_finished, stop, this_attempt)
+        except (TrainingStopped, TrainingStalled):
+            raise  # recorded where they are raised (a refused attempt is not recorded)
+        except Exception as error:
+            this_attempt.write("failed", stop.signal_name, error=f"{type(error).__name__}: {error}")
+            raise
 
 
-def _train(config: TrainConfig, restart_finished: bool, stop: StopRequest, attempt: int = 1) -> dict:
+def _train(config: TrainConfig, restart_finished: bool, stop: StopRequest, this_attempt: AttemptRecord) -> dict:
     out_dir = Path(config.out_dir)
     state_path = config.state_path
-    attempts_path = state_path.parent / "attempts.jsonl"
-    attempts = read_attempts(attempts_path)
-    where = {"snakemake_attempt": attempt, **attempt_environment()}
-    began_at = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    attempts = read_attempts(this_attempt.path)
     log.info("==== attempt %d of %s: %s ====", len(attempts) + 1, out_dir,
-             ", ".join(f"{k}={v}" for k, v in where.items() if v is not None))
-    check_progressing(attempts, attempt, state_path)
+             ", ".join(f"{k}={v}" for k, v in this_attempt.where.items() if v is not None))
+    check_progressing(attempts, this_attempt.where["snakemake_attempt"], state_path)
 
     device = resolve_device(config.device)
     common = dict(
@@ -318,13 +353,14 @@ def _train(config: TrainConfig, restart_finished: bool, stop: StopRequest, attem
         seed_everything(config.seed)
         log.info("training %s from scratch: %d epochs, %d training / %d validation episodes",
                  out_dir, config.epochs, len(train_set), len(val_set))
-    resumed_at = [start_epoch, start_step]  # where this attempt started
+    this_attempt.start = [start_epoch, start_step]
     # The per-epoch lines, followable while training runs; rewritten on resume to match the state.
     progress_path = state_path.parent / "history.jsonl"
     atomic_write_text(progress_path, "".join(json.dumps(h) + "\n" for h in history))
 
     def save_state(epochs_done: int, step: int, partial_epoch: dict | None) -> None:
         """The resumable state: after `epochs_done` whole epochs and `step` batches of the next."""
+        this_attempt.saved = [epochs_done, step]
         atomic_torch_save(state_path, {
             "format": STATE_FORMAT,
             "epoch": epochs_done,
@@ -340,25 +376,18 @@ def _train(config: TrainConfig, restart_finished: bool, stop: StopRequest, attem
             "git_commit": commit,
         })
 
-    def record_attempt(outcome: str, epoch: int, step: int) -> None:
-        with open(attempts_path, "a") as handle:
-            handle.write(json.dumps({
-                "outcome": outcome, "signal": stop.signal_name, "from": resumed_at, "to": [epoch, step],
-                "started": began_at, "ended": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                **where}) + "\n")
-
     def stop_here(epoch: int, step: int, partial_epoch: dict | None) -> None:
         """Act on a stop signal at a step boundary: save the state (`step` batches of `epoch` done) and stop."""
-        if [epoch, step] != resumed_at:
+        if [epoch, step] != this_attempt.start:
             save_state(epoch, step, partial_epoch)
         if stop.progress_at_signal == 0:
-            record_attempt("no_progress", epoch, step)
+            this_attempt.write("no_progress", stop.signal_name)
             raise TrainingStalled(
                 f"{stop.signal_name} arrived before this attempt finished a single training step or validation "
-                f"pass (it started at epoch {resumed_at[0]}, step {resumed_at[1]}; saved at epoch {epoch}, step {step}). "
-                "Under SLURM the job's time limit leaves too little time before the signal for start-up and one "
-                "step: raise resources.train.runtime or lower resources.train.save_before_limit")
-        record_attempt("stopped", epoch, step)
+                f"pass (it started at epoch {this_attempt.start[0]}, step {this_attempt.start[1]}; saved at epoch {epoch}, "
+                f"step {step}). Under SLURM the job's time limit leaves too little time before the signal for "
+                "start-up and one step: raise resources.train.runtime or lower resources.train.save_before_limit")
+        this_attempt.write("stopped", stop.signal_name)
         raise TrainingStopped(stop.signal_name, epoch, step)
 
     for epoch in range(start_epoch, config.epochs):
@@ -425,7 +454,7 @@ def _train(config: TrainConfig, restart_finished: bool, stop: StopRequest, attem
         "environment": environment(), "config": dataclasses.asdict(config),
     }
     atomic_write_json(out_dir / "train_summary.json", summary)
-    record_attempt("finished", len(history), 0)
+    this_attempt.write("finished", stop.signal_name)
     log.info("done: best epoch %s (val mIoU %.2f), last epoch %s", best["epoch"], best["val_miou"], last_epoch)
     return summary
 

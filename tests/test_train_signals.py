@@ -16,8 +16,8 @@ import torch
 
 import hmfs.train as train_module
 from hmfs.cli import resolve_splits_dir
-from hmfs.train import (EXIT_STOPPED, StopRequest, TrainConfig, TrainingStalled, TrainingStopped, check_progressing,
-                        read_attempts)
+from hmfs.train import (EXIT_STOPPED, AttemptRecord, StopRequest, TrainConfig, TrainingStalled, TrainingStopped,
+                        check_progressing, read_attempts)
 from test_train_evaluate import hmfs_cli, pascal, read_history  # noqa: F401  (pascal is a fixture)
 
 pytestmark = pytest.mark.slow
@@ -38,6 +38,11 @@ def cli_args(config: TrainConfig) -> list[str]:
             "--epochs", str(config.epochs), "--train-episodes", str(config.train_episodes),
             "--val-episodes", str(config.val_episodes), "--seed", str(config.seed), "--log-every", "1",
             "--out", config.out_dir]
+
+
+def record_for(config: TrainConfig, snakemake_attempt: int = 1) -> AttemptRecord:
+    config.state_path.parent.mkdir(parents=True, exist_ok=True)
+    return AttemptRecord(config.state_path.parent / "attempts.jsonl", snakemake_attempt)
 
 
 def assert_same_training(a: Path, b: Path) -> None:
@@ -105,7 +110,7 @@ def test_signal_stops_at_a_step_then_the_run_resumes_bit_for_bit(pascal, straigh
     stop = StopRequest()
     signal_at(monkeypatch, stop, signal.SIGTERM, "epoch 0 val", 3)
     with pytest.raises(TrainingStopped, match="SIGTERM at epoch 0, step 12"):
-        train_module._train(config, False, stop)
+        train_module._train(config, False, stop, record_for(config))
     monkeypatch.undo()
 
     # The third attempt finishes; the weights and the history equal the uninterrupted run's.
@@ -134,7 +139,7 @@ def test_attempts_without_progress_fail_and_the_next_retry_refuses(pascal, strai
         stop = StopRequest()
         stop(signal.SIGURG, None)
         with pytest.raises(TrainingStalled, match="before this attempt finished a single training step"):
-            train_module._train(config, False, stop, attempt)
+            train_module._train(config, False, stop, record_for(config, attempt))
         assert torch.load(config.state_path, weights_only=True)["step"] == attempt  # the step is kept
     assert [(a["outcome"], a["snakemake_attempt"]) for a in read_attempts(attempts_path)] == [
         ("no_progress", 1), ("no_progress", 2)]
@@ -142,7 +147,7 @@ def test_attempts_without_progress_fail_and_the_next_retry_refuses(pascal, strai
     # Snakemake's next retry refuses before loading anything.
     monkeypatch.setattr(train_module, "build_dataset", lambda **_: pytest.fail("a refused attempt loaded data"))
     with pytest.raises(TrainingStalled, match="the last 2 attempts of this run"):
-        train_module._train(config, False, StopRequest(), 3)
+        train_module._train(config, False, StopRequest(), record_for(config, 3))
     monkeypatch.undo()
     refused = subprocess.run([sys.executable, "-m", "hmfs", *cli_args(config), "--attempt", "3"], capture_output=True,
                              text=True, timeout=300)
@@ -154,10 +159,31 @@ def test_attempts_without_progress_fail_and_the_next_retry_refuses(pascal, strai
     assert read_attempts(attempts_path)[-1]["outcome"] == "finished"
 
 
+def test_failures_are_recorded_and_two_without_progress_stop_the_retries(pascal, tmp_path, monkeypatch):
+    data, splits = pascal
+    config = config_for(data, splits, tmp_path / "run")
+
+    def broken(**_):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(train_module, "build_dataset", broken)
+    for attempt in (1, 2):
+        with pytest.raises(OSError, match="disk gone"):
+            train_module.train(config, attempt=attempt)
+    records = read_attempts(config.state_path.parent / "attempts.jsonl")
+    assert [(r["outcome"], r["error"], r["from"], r["to"]) for r in records] == [
+        ("failed", "OSError: disk gone", None, None)] * 2
+    with pytest.raises(TrainingStalled, match="made no progress \\(OSError: disk gone; OSError: disk gone\\)"):
+        train_module.train(config, attempt=3)
+
+
 def test_progress_check_only_refuses_retries_after_a_streak():
-    stalled = {"outcome": "no_progress", "signal": "SIGURG"}
+    stalled = {"outcome": "no_progress", "signal": "SIGURG", "from": [0, 0], "to": [0, 1]}
+    failed = {"outcome": "failed", "signal": None, "error": "OSError: x", "from": [2, 0], "to": [2, 0]}
     check_progressing([stalled], 2, Path("s"))  # one stall: retry
     check_progressing([stalled, stalled], 1, Path("s"))  # a new snakemake run
     check_progressing([stalled, {**stalled, "outcome": "stopped"}], 5, Path("s"))
-    with pytest.raises(TrainingStalled):
-        check_progressing([{**stalled, "outcome": "stopped"}, stalled, stalled], 2, Path("s"))
+    check_progressing([failed, {**failed, "to": [2, 5]}], 3, Path("s"))  # a failure after progress: retry
+    for streak in ([stalled, stalled], [stalled, failed], [{**stalled, "outcome": "stopped"}, failed, failed]):
+        with pytest.raises(TrainingStalled, match="made no progress"):
+            check_progressing(streak, 2, Path("s"))
