@@ -14,6 +14,7 @@ import torch
 
 from hmfs.metrics import IoUAccumulator, classify_prediction
 from hmfs.model import HSNet
+from hmfs.model.feature_cache import FeatureCache
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,15 @@ def run_epoch(
     label: str = "",
     first_step: int = 0,
     on_step: Callable[[int], None] | None = None,
+    feature_cache: FeatureCache | None = None,
 ) -> None:
     """Train (when `optimizer` is given) or validate the 1-shot model over `loader`, as HSNet does.
 
     Each batch: logits on support 0, cross-entropy against `query_mask`, argmax prediction scored
     against the label (ignoring `query_ignore_idx`). Results accumulate in `accumulator`.
     `first_step`: batches of this pass already done (a resumed epoch); `on_step(step)` is called
-    after every batch with the number of batches done so far.
+    after every batch with the number of batches done so far. `feature_cache`: take the backbone
+    maps from it (only for a loader without augmentation; see `FeatureCache`).
     """
     training = optimizer is not None
     model.train_mode() if training else model.eval()
@@ -66,7 +69,10 @@ def run_epoch(
         for step, batch in enumerate(loader, start=first_step + 1):
             batch = to_device(batch, device)
             with autocast(device, bf16):
-                logits = model(batch["query_img"], batch["support_imgs"][:, 0], batch["support_masks"][:, 0])
+                if feature_cache is not None:
+                    logits = feature_cache.forward(batch)
+                else:
+                    logits = model(batch["query_img"], batch["support_imgs"][:, 0], batch["support_masks"][:, 0])
             logits = logits.float()
             loss = model.compute_objective(logits, batch["query_mask"])
             if training:

@@ -292,8 +292,12 @@ def train_flags(config: dict[str, Any], run: Run) -> list[str]:
             flags += [f"--{key.replace('_', '-')}", str(schedule[key])]
     if run.augment:
         flags.append("--augment")
+        if train.get("augment_ops") is not None:
+            flags += ["--augment-ops", *train["augment_ops"]]
     if train["bf16"]:
         flags.append("--bf16")
+    if train.get("cache_features"):
+        flags.append("--cache-features")
     workers = config["resources"]["train"].get("workers")
     if workers:  # data-loader processes: a resource (results do not depend on it), so resumable with another
         flags += ["--num-workers", str(workers)]

@@ -18,7 +18,7 @@ from hmfs.data import BENCHMARKS, EpisodeDataset, build_dataset, packaged_splits
 from hmfs.data.coco import coco_fold_classes
 from hmfs.data.pascal import pascal_fold_classes
 from hmfs.data.transforms import (
-    IMAGENET_MEAN, IMAGENET_STD, load_image, load_mask, normalise_image, photometric_augment, resize_image,
+    AUGMENT_OPS, IMAGENET_MEAN, IMAGENET_STD, check_augment_ops, load_image, load_mask, normalise_image, photometric_augment, resize_image,
 )
 
 W, H = 40, 30  # file size of every fixture image (aspect deliberately not square)
@@ -533,6 +533,33 @@ def test_photometric_ops_each_change_pixels() -> None:
     assert out.dtype == torch.uint8 and out.shape == img.shape and not torch.equal(out, img)
     assert torch.equal(out, photometric_augment(img, np.random.default_rng(1), p=1.0))
     assert torch.equal(photometric_augment(img, np.random.default_rng(1), p=0.0), img)
+
+
+def test_augment_ops_subset_keeps_the_recipe_decisions() -> None:
+    """A subset of the ops applies exactly those, on the coin flips the whole recipe would draw."""
+    img = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 16, 16), dtype=np.uint8))
+    assert torch.equal(photometric_augment(img, np.random.default_rng(1), p=1.0, ops=()), img)
+    # grayscale alone at p=1: three equal channels; without it (colour-keeping ops only) they differ.
+    grey = photometric_augment(img, np.random.default_rng(1), p=1.0, ops=("grayscale",))
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
+    kept = photometric_augment(img, np.random.default_rng(1), p=1.0, ops=("posterize", "sharpen", "brightness_contrast"))
+    assert not torch.equal(kept, img) and not torch.equal(kept[0], kept[1])
+    # With every op listed, the same as the default (the recipe).
+    assert torch.equal(photometric_augment(img, np.random.default_rng(1), p=1.0, ops=AUGMENT_OPS),
+                       photometric_augment(img, np.random.default_rng(1), p=1.0))
+    with pytest.raises(ValueError, match="'hue'.*accepted: grayscale"):
+        check_augment_ops(["sharpen", "hue"])
+
+
+def test_dataset_applies_only_the_chosen_ops(pascal: Tree) -> None:
+    full = build(pascal, "pascal", split="trn", shot=1, seed=5, augment=True)
+    none = build(pascal, "pascal", split="trn", shot=1, seed=5, augment=True, augment_ops=())
+    plain = build(pascal, "pascal", split="trn", shot=1, seed=5)
+    assert none.augment_ops == () and full.augment_ops == AUGMENT_OPS
+    for index in range(6):
+        assert torch.equal(none[index]["query_img"], plain[index]["query_img"])
+    with pytest.raises(ValueError, match="unknown augmentation op"):
+        build(pascal, "pascal", split="trn", shot=1, seed=5, augment=True, augment_ops=("blur",))
 
 
 # ---------------------------------------------------------------------------------------------

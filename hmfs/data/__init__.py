@@ -42,6 +42,7 @@ def build_dataset(
     augment: bool = False,
     use_original_imgsize: bool = False,
     class_ids: Sequence[int] | None = None,
+    augment_ops: Sequence[str] | None = None,
 ) -> EpisodeDataset:
     """The episodes of `benchmark` for one fold and split; item i is HSNet's batch dict (see EpisodeDataset).
 
@@ -53,7 +54,8 @@ def build_dataset(
     num_episodes: the length (default: trn = one per listed query, PASCAL/COCO val/test = 1000,
     FSS = every image once). augment: PASCAL's photometric recipe (training only).
     use_original_imgsize: keep the query mask at its file's size (batch size 1 then).
-    class_ids: evaluation only, score / sample only these classes.
+    class_ids: evaluation only, score / sample only these classes. augment_ops: the recipe's ops that
+    may apply (None: all seven; `hmfs.data.transforms.AUGMENT_OPS`).
     """
     if benchmark not in _DATASETS:
         raise ValueError(f"unknown benchmark {benchmark!r}; accepted: {', '.join(BENCHMARKS)}")
@@ -61,6 +63,7 @@ def build_dataset(
         data_root=Path(data_root), splits_dir=Path(splits_dir), fold=fold, split=split, shot=shot,
         img_size=img_size, seed=seed, num_episodes=num_episodes, augment=augment,
         use_original_imgsize=use_original_imgsize, class_ids=class_ids,
+        **({} if augment_ops is None else {"augment_ops": augment_ops}),
     )
 
 

@@ -14,7 +14,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from hmfs.data.transforms import load_image, load_mask, normalise_image, photometric_augment, resize_image, resize_masks
+from hmfs.data.transforms import (
+    AUGMENT_OPS, check_augment_ops, load_image, load_mask, normalise_image, photometric_augment, resize_image, resize_masks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class EpisodeDataset(Dataset, abc.ABC):
         augment: bool = False,
         use_original_imgsize: bool = False,
         class_ids: Sequence[int] | None = None,
+        augment_ops: Sequence[str] = AUGMENT_OPS,
     ):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r} for {self.benchmark}; accepted: {', '.join(SPLITS)}")
@@ -84,6 +87,7 @@ class EpisodeDataset(Dataset, abc.ABC):
         if augment and not self.training:
             raise ValueError(f"augment=True is for training only (split 'trn'), not split {split!r}")
         self.augment = bool(augment)
+        self.augment_ops = check_augment_ops(augment_ops)
         self.use_original_imgsize = bool(use_original_imgsize)
         self.epoch = 0
         self.data_root = Path(data_root)
@@ -220,7 +224,7 @@ class EpisodeDataset(Dataset, abc.ABC):
         """PIL RGB -> (3, S, S) float32, resized, augmented (training with augment), normalised."""
         pixels = resize_image(image, self.img_size)  # (3, S, S) uint8
         if self.augment:
-            pixels = photometric_augment(pixels, rng)
+            pixels = photometric_augment(pixels, rng, ops=self.augment_ops)
         return normalise_image(pixels)
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -78,24 +78,40 @@ def _brightness_contrast(img: torch.Tensor, alpha: float, beta: float) -> torch.
     return out.clamp(0, 255).floor().to(torch.uint8)
 
 
-def photometric_augment(img: torch.Tensor, rng: np.random.Generator, p: float = AUGMENT_P) -> torch.Tensor:
+# CATs' ops in the order they are tried; a subset may be chosen (`ops`), the rest are skipped.
+AUGMENT_OPS = ("grayscale", "posterize", "equalize", "sharpen", "brightness_contrast", "solarize", "color_jitter")
+
+
+def check_augment_ops(ops) -> tuple[str, ...]:
+    """`ops` as a tuple, each one of AUGMENT_OPS (an error names the unknown one and the accepted)."""
+    ops = tuple(ops)
+    unknown = [op for op in ops if op not in AUGMENT_OPS]
+    if unknown:
+        raise ValueError(f"unknown augmentation op(s) {', '.join(map(repr, unknown))}; accepted: {', '.join(AUGMENT_OPS)}")
+    return ops
+
+
+def photometric_augment(img: torch.Tensor, rng: np.random.Generator, p: float = AUGMENT_P,
+                        ops: tuple[str, ...] = AUGMENT_OPS) -> torch.Tensor:
     """(3, H, W) uint8 -> (3, H, W) uint8 with CATs' seven photometric ops, each applied with prob. p.
 
-    Deterministic given the state of `rng`; consumes a fixed number of draws per op decision.
+    Deterministic given the state of `rng`; consumes a fixed number of draws per op decision. `ops`:
+    the ops that may apply (default all seven, the recipe); a left-out op still draws its coin flip,
+    so the others see the same decisions as with the whole recipe.
     """
-    if rng.random() < p:
+    if rng.random() < p and "grayscale" in ops:
         img = TF.rgb_to_grayscale(img, num_output_channels=3)
-    if rng.random() < p:
+    if rng.random() < p and "posterize" in ops:
         img = TF.posterize(img, bits=4)
-    if rng.random() < p:
+    if rng.random() < p and "equalize" in ops:
         img = TF.equalize(img)
-    if rng.random() < p:
+    if rng.random() < p and "sharpen" in ops:
         img = _sharpen(img, alpha=float(rng.uniform(0.2, 0.5)), lightness=float(rng.uniform(0.5, 1.0)))
-    if rng.random() < p:
+    if rng.random() < p and "brightness_contrast" in ops:
         img = _brightness_contrast(img, alpha=float(1.0 + rng.uniform(-0.2, 0.2)), beta=float(rng.uniform(-0.2, 0.2)))
-    if rng.random() < p:
+    if rng.random() < p and "solarize" in ops:
         img = TF.solarize(img, threshold=128)
-    if rng.random() < p:
+    if rng.random() < p and "color_jitter" in ops:
         factors = rng.uniform(0.8, 1.2, size=3)
         hue = float(rng.uniform(-0.2, 0.2))
         for op in rng.permutation(4):
