@@ -84,8 +84,8 @@ def test_dry_run_plans_a_tables_own_training_seeds(workdir):
     (workdir / "seeds.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     result = snakemake(workdir, "-n", "-p", "--configfile", "seeds.yaml")
     counts = job_counts(result.stdout)
-    assert counts["train_model"] == 14 + 3 * 2 and counts["evaluate_model"] == 28 + 3 * 2 * 2
-    assert "results/synthetic/coco/resnet18/im/fold1/seed1/best.pt" in result.stdout
+    assert counts["train_model"] == 8 + 3 and counts["evaluate_model"] == 16 + 3 * 2
+    assert "results/synthetic/coco/resnet18/im/fold0/seed1/best.pt" in result.stdout
     assert "--seeds 0 1" in result.stdout and counts["make_claims"] == 1
 
 
