@@ -42,7 +42,7 @@ def plot_convergence(results: Path, benchmark: str, backbones: list[str], folds:
             length = min(len(c) for c in curves)
             mean = np.mean([c[:length] for c in curves], axis=0)
             ax.plot(range(1, length + 1), mean, color=COLOURS.get(masking, "k"), linewidth=2,
-                    label=f"{label} (mean of {len(curves)} folds)")
+                    label=f"{label} (mean of {len(curves)} folds)" if len(curves) > 1 else f"{label} (one fold)")
             best = int(np.argmax(mean))
             summary[f"{backbone}/{variant}"] = {"folds": len(curves), "epochs": length,
                                                 "best_epoch": best + 1, "best_mean_val_miou": float(mean[best])}

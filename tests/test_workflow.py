@@ -105,7 +105,7 @@ def test_configfile_replaces_config_yaml(workdir):
         config["figures"][figure]["variants"] = {"FM": "fm", "HM": "hm"}
     (workdir / "fewer.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     counts = job_counts(snakemake(workdir, "-n", "--configfile", "fewer.yaml").stdout)
-    assert counts["train_model"] == 14 - 2 - 2  # no COCO im (Table 5 only), no PASCAL fm_aug
+    assert counts["train_model"] == 8 - 1 - 1  # one fold: no COCO im (Table 5 only), no PASCAL fm_aug
     assert counts["make_table"] == 4
 
 
