@@ -388,7 +388,7 @@ def render(results: list[Result], notes: list[str], title: str, synthetic: bool)
 
 def parse_table_spec(values: list[str]) -> TableSpec:
     """`--table TABLE BENCHMARK TEST_BENCHMARK SEEDS ROW...` (SEEDS "0,1"; ROW as `tables --rows`)."""
-    from hmfs.tables import parse_rows
+    from hmfs.table_format import parse_rows
 
     if len(values) < 5 or values[0] not in TABLES:
         raise ValueError(f"--table {' '.join(values)} is not TABLE BENCHMARK TEST_BENCHMARK SEEDS ROW... "

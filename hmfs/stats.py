@@ -211,17 +211,24 @@ def bootstrap(records: EpisodeRecords, n_resamples: int = DEFAULT_RESAMPLES, see
                      confidence, records.label, records.episode, records.class_id)
 
 
-def _check_paired(a: EpisodeRecords, b: EpisodeRecords) -> None:
-    """ValueError unless a and b scored the same episodes of the same classes, in the same order."""
+def check_same_episodes(a, b, hint: str = "") -> None:
+    """ValueError (naming both, then `hint`) unless a and b list the same episode ids and class ids, in
+    the same order; a, b: anything with `label`, `episode` and `class_id` (records, bootstraps)."""
     names = f"{a.label or 'a'} and {b.label or 'b'}"
     if len(a.episode) != len(b.episode):
-        raise ValueError(f"{names} are not paired: {len(a.episode)} vs {len(b.episode)} episodes")
+        raise ValueError(f"{names} are not paired: {len(a.episode)} vs {len(b.episode)} episodes{hint}")
     for field in ("episode", "class_id"):
         differ = np.flatnonzero(getattr(a, field) != getattr(b, field))
         if len(differ):
             i = int(differ[0])
             raise ValueError(f"{names} are not paired: {field} differs at {len(differ)} positions, first at "
-                             f"position {i} ({getattr(a, field)[i]} vs {getattr(b, field)[i]})")
+                             f"position {i} ({getattr(a, field)[i]} vs {getattr(b, field)[i]}){hint}")
+
+
+def _check_paired(a: EpisodeRecords, b: EpisodeRecords) -> None:
+    """ValueError unless a and b scored the same episodes of the same classes, in the same order."""
+    check_same_episodes(a, b)
+    names = f"{a.label or 'a'} and {b.label or 'b'}"
     if set(a.class_ids) != set(b.class_ids):
         raise ValueError(f"{names} average over different classes: {sorted(a.class_ids)} vs {sorted(b.class_ids)}")
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from hmfs.grid import NO_FOLD
 from hmfs.uncertainty import Cell, fmt_cell
 
+SOURCE_OF_ORIGIN = {"trained": "reproduced", "released": "released"}  # --rows origin -> row source
 MISSING = "–"  # shown for a run that has no evaluation file yet; never a zero
 OUTSIDE = "†"  # a difference to the paper whose paper number lies outside the reproduced interval
 
@@ -121,3 +122,19 @@ def _csv_quote(text: str) -> str:
 def _tex(text: str) -> str:
     return (text.replace("_", "\\_").replace("*", "$^*$").replace("−", "$-$").replace(MISSING, "--")
             .replace("±", "$\\pm$").replace(OUTSIDE, "$^\\dagger$"))
+
+
+def parse_rows(specs: list[str]) -> list[tuple[str, str, str]]:
+    """["HSNet=fm@released", "HSNet=fm", "HMFS*=hm_aug"] -> [(name, variant, origin), ...]."""
+    rows = []
+    for spec in specs:
+        name, sep, variant = spec.partition("=")
+        variant, at, origin = variant.partition("@")
+        origin = origin if at else "trained"
+        if not sep or not name or not variant or origin not in SOURCE_OF_ORIGIN:
+            raise ValueError(f"--rows entry {spec!r} is not NAME=VARIANT[@released] (e.g. HSNet=fm, 'HMFS*=hm_aug', "
+                             "HSNet=fm@released)")
+        if (name, variant, origin) in rows:
+            raise ValueError(f"--rows entry {spec!r} is given twice")
+        rows.append((name, variant, origin))
+    return rows

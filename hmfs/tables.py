@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from hmfs.grid import NO_FOLD, TABLES, Evaluation, Run, evaluation_path, fold_index, parse_variant, run_folds
-from hmfs.table_format import MISSING, Row, columns_of, render
+from hmfs.table_format import MISSING, SOURCE_OF_ORIGIN, Row, columns_of, parse_rows, render
 from hmfs.uncertainty import (Cell, Scorer, Settings, add_bootstrap_args, fold_bootstraps, paired_cells, row_cells,
                               table_notes)
 
@@ -25,7 +25,6 @@ TITLES = {
     "table4": "Table 4: domain shift, trained on COCO-20i, tested on PASCAL-5i (mIoU per fold and mean)",
     "table5": "Table 5: masking ablation on COCO-20i, FM vs IM vs HM",
 }
-SOURCE_OF_ORIGIN = {"trained": "reproduced", "released": "released"}
 PAIRED_OF_ORIGIN = {"trained": "paired", "released": "released_paired"}
 
 
@@ -163,22 +162,6 @@ def _select_folds(values: list[float | None], folds: list[str], table: str) -> l
         return values
     picked = [values[int(f[len("fold"):])] for f in folds if f != NO_FOLD]
     return picked + values[4:]
-
-
-def parse_rows(specs: list[str]) -> list[tuple[str, str, str]]:
-    """["HSNet=fm@released", "HSNet=fm", "HMFS*=hm_aug"] -> [(name, variant, origin), ...]."""
-    rows = []
-    for spec in specs:
-        name, sep, variant = spec.partition("=")
-        variant, at, origin = variant.partition("@")
-        origin = origin if at else "trained"
-        if not sep or not name or not variant or origin not in SOURCE_OF_ORIGIN:
-            raise ValueError(f"--rows entry {spec!r} is not NAME=VARIANT[@released] (e.g. HSNet=fm, 'HMFS*=hm_aug', "
-                             "HSNet=fm@released)")
-        if (name, variant, origin) in rows:
-            raise ValueError(f"--rows entry {spec!r} is given twice")
-        rows.append((name, variant, origin))
-    return rows
 
 
 def make_tables(args: argparse.Namespace) -> dict[str, str]:

@@ -111,16 +111,8 @@ def difference(a: stats.Bootstrap, b: stats.Bootstrap) -> stats.Bootstrap:
     Refuses (ValueError naming both) unless a and b scored the same episodes of the same classes in
     the same order and were resampled with the same seed, count and confidence.
     """
+    stats.check_same_episodes(a, b, hint="; evaluate both with the same seed and episode count")
     names = f"{a.label or 'a'} and {b.label or 'b'}"
-    if len(a.episode) != len(b.episode):
-        raise ValueError(f"{names} are not paired: {len(a.episode)} vs {len(b.episode)} episodes")
-    for field in ("episode", "class_id"):
-        differ = np.flatnonzero(getattr(a, field) != getattr(b, field))
-        if len(differ):
-            i = int(differ[0])
-            raise ValueError(f"{names} are not paired: {field} differs at {len(differ)} positions, first at position "
-                             f"{i} ({getattr(a, field)[i]} vs {getattr(b, field)[i]}); evaluate both with the same "
-                             "seed and episode count")
     if (a.seed, a.confidence, len(a.miou.resamples)) != (b.seed, b.confidence, len(b.miou.resamples)):
         raise ValueError(f"{names} were bootstrapped with different seeds, confidences or resample counts")
     estimates = [_estimate(getattr(b, m).point - getattr(a, m).point,

@@ -13,9 +13,10 @@ matplotlib.use("Agg")  # files only, no display; set before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from hmfs.plotting import save_figure  # noqa: E402
+
 log = logging.getLogger(__name__)
 
-DPI = 110
 VERDICT_COLOURS = {"supported": "#1a7f37", "contradicted": "#b42318", "inconclusive": "#777777"}
 PAPER_COLOUR = "#d62728"
 # One panel per unit, in this order: (kind, axis label, the value of "no difference").
@@ -42,7 +43,7 @@ def plot_claims_forest(numbers: dict, out: Path) -> dict:
         fig, ax = plt.subplots(figsize=(7, 1.5))
         ax.text(0.5, 0.5, "no claim could be evaluated yet (see the claims table)", ha="center", va="center")
         ax.axis("off")
-        _save(fig, out)
+        save_figure(fig, out)
         return {"rows": []}
     heights = [len(p[3]) + 1.5 for p in panels]
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 0.26 * sum(heights) + 1.2), squeeze=False,
@@ -76,7 +77,7 @@ def plot_claims_forest(numbers: dict, out: Path) -> dict:
                           label="paper's value" + (" (not compared: stand-in)" if synthetic else "")))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle(numbers.get("title", "Claims"), fontsize=10)
-    _save(fig, out)
+    save_figure(fig, out)
     return {"rows": drawn}
 
 
@@ -112,15 +113,6 @@ def seed_band(ax, results: Path, benchmark: str, backbone: str, variant: str, fo
                                             "low": stacked.min(axis=0).tolist(), "high": stacked.max(axis=0).tolist()}}
 
 
-def _save(fig, out: Path) -> None:
-    from hmfs.runtime import atomic_write_bytes
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(out, tmp.read_bytes(), fsync=False)
-    tmp.unlink()
 
 
 def add_parser(subparsers) -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from hmfs.cli import main
 from hmfs.grid import Evaluation, Run
-from hmfs.tables import MISSING, build_table, parse_rows
+from hmfs.table_format import parse_rows
+from hmfs.tables import MISSING, build_table
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "hmfs" / "paper" / "published_results.yaml"
