@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from hmfs import grid
-from hmfs.train import read_attempts
+from hmfs.attempts import read_attempts
 from test_workflow import WORKFLOW_FILES, job_counts, tiny_config
 
 pytestmark = pytest.mark.slow

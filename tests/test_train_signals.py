@@ -16,8 +16,9 @@ import torch
 
 import hmfs.train as train_module
 from hmfs.cli import resolve_splits_dir
-from hmfs.train import (EXIT_STOPPED, AttemptRecord, StopRequest, TrainConfig, TrainingStalled, TrainingStopped,
-                        check_progressing, read_attempts)
+from hmfs.attempts import (EXIT_STOPPED, AttemptRecord, StopRequest, TrainingStalled, TrainingStopped,
+                           check_progressing, read_attempts)
+from hmfs.train import TrainConfig
 from test_train_evaluate import hmfs_cli, pascal, read_history  # noqa: F401  (pascal is a fixture)
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,132 @@
+"""One training run's attempts: the stop signals it saves on, its record per attempt, and the no-progress guard."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import os
+import platform
+import signal
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Signals that make a run save its state at the next step boundary and stop: SIGURG is what the
+# workflow asks SLURM to send ahead of a job's time limit (`sbatch --signal=URG@<seconds>`): its
+# default action is to ignore it, so the job's other processes (the job's Snakemake, the rule's
+# shell) keep running while this one saves. SIGUSR1 serves hand-written sbatch scripts, SIGTERM
+# preemption, `scontrol requeue` and `scancel` (which follow it with SIGKILL after KillWait).
+STOP_SIGNALS = (signal.SIGURG, signal.SIGUSR1, signal.SIGTERM)
+EXIT_STOPPED = 75  # sysexits' EX_TEMPFAIL: state saved on a stop signal, run the same command again to resume
+# An attempt that gets a stop signal before finishing a single training step, or fails before saving
+# anything, makes no progress; after this many such attempts in a row, a retry (Snakemake's attempt
+# > 1) refuses to start.
+NO_PROGRESS_LIMIT = 2
+
+
+class TrainingStopped(Exception):
+    """A stop signal arrived; the resumable state holds every finished step."""
+
+    def __init__(self, signal_name: str, epoch: int, step: int):
+        super().__init__(f"stopped by {signal_name} at epoch {epoch}, step {step}")
+        self.signal_name, self.epoch, self.step = signal_name, epoch, step
+
+
+class TrainingStalled(RuntimeError):
+    """Attempts keep stopping before any training step: retrying as they are cannot finish the run."""
+
+
+class StopRequest:
+    """Records the first stop signal received; the training loop acts on it at its next step boundary.
+
+    `progress` counts the training steps and validation passes this process finished; the handler
+    keeps its value at the signal, which tells an attempt that made progress from one that did not.
+    """
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self.progress = 0
+        self.progress_at_signal: int | None = None
+
+    def __call__(self, signum: int, frame) -> None:
+        if self.signal_name is None:
+            self.signal_name, self.progress_at_signal = signal.Signals(signum).name, self.progress
+            log.warning("%s received: saving the state after the current step, then stopping", self.signal_name)
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Handle STOP_SIGNALS while training (signal handlers can only be set from the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self) for sig in STOP_SIGNALS}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def attempt_environment() -> dict:
+    """Where this attempt runs: host, process, SLURM job (id, times requeued) and the GPUs it was given."""
+    env = os.environ
+    return {"host": platform.node(), "pid": os.getpid(), "slurm_job_id": env.get("SLURM_JOB_ID"),
+            "slurm_restart_count": env.get("SLURM_RESTART_COUNT"), "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES")}
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+class AttemptRecord:
+    """One attempt's line in attempts.jsonl: where it ran, where it started and what it saved last."""
+
+    def __init__(self, path: Path, snakemake_attempt: int = 1):
+        self.path = path
+        self.where = {"snakemake_attempt": snakemake_attempt, **attempt_environment()}
+        self.started = _now()
+        self.start: list[int] | None = None  # [epoch, step] the attempt resumed from
+        self.saved: list[int] | None = None  # [epoch, step] of the last state it saved
+
+    def write(self, outcome: str, signal_name: str | None, **extra) -> None:
+        """Append the record: outcome finished | stopped | no_progress | failed."""
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps({"outcome": outcome, "signal": signal_name, "from": self.start,
+                                     "to": self.saved or self.start, "started": self.started, "ended": _now(),
+                                     **extra, **self.where}) + "\n")
+
+
+def read_attempts(path: Path) -> list[dict]:
+    """The attempt records of a run (one JSON line per attempt, see AttemptRecord)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def made_progress(attempt: dict) -> bool:
+    """Whether an attempt record shows progress: stopped or finished, or failed after saving something new."""
+    if attempt["outcome"] == "failed":
+        return attempt["to"] != attempt["from"]
+    return attempt["outcome"] in ("stopped", "finished")
+
+
+def check_progressing(attempts: list[dict], retry: int, state_path: Path) -> None:
+    """Refuse a retry (`retry` > 1: Snakemake's attempt number) after NO_PROGRESS_LIMIT attempts without progress.
+
+    Such an attempt got its stop signal before finishing one training step or validation pass (the
+    time before the signal is shorter than start-up plus one step), or failed before saving anything
+    (an error that comes back every time): resubmitting it as it is only uses allocations. A first
+    attempt (a new `snakemake` run, e.g. after the time limit was raised or the error fixed) always starts.
+    """
+    recent = attempts[-NO_PROGRESS_LIMIT:]
+    if retry <= 1 or len(recent) < NO_PROGRESS_LIMIT or any(made_progress(a) for a in recent):
+        return
+    why = "; ".join(a.get("error") or f"stopped on {a['signal']} before finishing a single training step" for a in recent)
+    raise TrainingStalled(
+        f"the last {NO_PROGRESS_LIMIT} attempts of this run (state {state_path}) made no progress ({why}), so "
+        "retrying it as it is cannot finish it: give the job more time before the signal (a larger "
+        "resources.train.runtime or a smaller resources.train.save_before_limit in the config) or fix the "
+        "error, then run snakemake again")
