@@ -9,11 +9,15 @@ CONFIG ?= workflow/config.synthetic.yaml
 
 .PHONY: venv test synthetic fold report bench clean-venv
 
-# The virtual environment, re-made when requirements.txt or pyproject.toml change.
+# The virtual environment, re-made when requirements.txt or pyproject.toml change. pip compiles the
+# bytecode of every installed file on one core (torch's CUDA build: about 40 s here); compileall
+# does the same on every core afterwards (one file of torch.s test helpers is Python 3.12 syntax and
+# makes it exit 1: that only leaves it uncompiled).
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-compile -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_path('purelib'))") > /dev/null || true
 	touch $@
 
 venv: $(BIN)/.installed

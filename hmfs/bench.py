@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from hmfs.engine import autocast
+from hmfs.engine import autocast, learner_optimizer
 from hmfs.model import BACKBONES, MASKINGS, HSNet
 from hmfs.runtime import atomic_write_json, environment, resolve_device
 
@@ -88,7 +88,7 @@ def bench(
     train_query = torch.randn(train_bsz, 3, *size, device=torch_device)
     train_support = torch.randn(train_bsz, 3, *size, device=torch_device)
     train_mask = (torch.rand(train_bsz, *size, device=torch_device) > 0.5).float()
-    optimizer = torch.optim.Adam(model.hpn_learner.parameters(), lr=1e-3)
+    optimizer = learner_optimizer(model, 1e-3)
     model.train_mode()
 
     def learner_step(corr):

@@ -22,7 +22,7 @@ from hmfs.attempts import (
 from hmfs.cli import add_common_model_args, resolve_splits_dir
 from hmfs.data import BENCHMARKS, build_dataset
 from hmfs.data.transforms import AUGMENT_OPS
-from hmfs.engine import run_epoch
+from hmfs.engine import learner_optimizer, run_epoch
 from hmfs.metrics import IoUAccumulator
 from hmfs.model import BACKBONES, MASKINGS, HSNet, load_hsnet_checkpoint
 from hmfs.model.feature_cache import FeatureCache
@@ -217,7 +217,7 @@ def _train(config: TrainConfig, restart_finished: bool, stop: StopRequest, this_
                               **common)
     val_set = build_dataset(split="val", seed=config.val_seed, num_episodes=config.val_episodes, **common)
     model = build_model(config, device)
-    optimizer = torch.optim.Adam(model.hpn_learner.parameters(), lr=config.lr)
+    optimizer = learner_optimizer(model, config.lr)
 
     commit = git_commit()  # once per run: states may be saved every step
     start_epoch, start_step, history, partial = 0, 0, [], None

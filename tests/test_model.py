@@ -115,6 +115,22 @@ def test_basicblock_features_are_pre_relu(name, channels):
     assert torch.allclose(F.relu(feats[-1]), x, atol=1e-5)
 
 
+def test_cpu_features_are_channels_last_inside_and_channels_first_out():
+    torch.manual_seed(0)
+    backbone = build_backbone("resnet18", random_init=True)
+    img = torch.randn(3, 3, 64, 64)
+    feats = extract_features(backbone, img, feature_layout("resnet18"))
+    assert backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)  # the CPU layout
+    assert all(f.is_contiguous() for f in feats)  # callers get channels-first maps
+    # The same maps in float64 (channels-first, no reordering of sums worth the name): within float32 rounding.
+    reference = extract_features(backbone.double(), img.double(), feature_layout("resnet18"))
+    for feat, ref in zip(feats, reference):
+        assert torch.allclose(feat.double(), ref, rtol=1e-4, atol=1e-4)
+    # A batch's maps do not depend on which images share it, beyond rounding.
+    alone = extract_features(backbone.float(), img[1:2], feature_layout("resnet18"))
+    assert all(torch.allclose(f[1:2], a, atol=1e-4) for f, a in zip(feats, alone))
+
+
 def test_masking_strategies():
     torch.manual_seed(0)
     feats = [torch.randn(2, 4, 5, 5), torch.randn(2, 8, 3, 3)]
@@ -200,6 +216,27 @@ def test_kshot_vote_equals_sequential_vote():
             assert torch.equal(model.predict_mask_nshot(query, supports, masks, supports_per_pass=per_pass), expected)
         one = model.predict_mask_nshot(query, supports[:, :1], masks[:, :1])
         assert torch.equal(one, model(query, supports[:, 0], masks[:, 0]).argmax(1))
+
+
+def test_fused_learner_optimizer_matches_per_parameter_adam():
+    from hmfs.engine import learner_optimizer
+
+    torch.manual_seed(0)
+    models = [HSNet("resnet18", "hm", random_backbone=True).train_mode() for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())  # same backbone and learner
+    initial = [p.detach().clone() for p in models[0].hpn_learner.parameters()]
+    optimizers = [learner_optimizer(models[0], 1e-3), torch.optim.Adam(models[1].hpn_learner.parameters(), lr=1e-3)]
+    assert optimizers[0].param_groups[0]["fused"] and not optimizers[1].param_groups[0]["fused"]
+    query, support, mask = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64), (torch.rand(2, 64, 64) > 0.5).float()
+    for _ in range(4):
+        for model, optimizer in zip(models, optimizers):
+            loss = model.compute_objective(model(query, support, mask), mask)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for fused, plain in zip(models[0].hpn_learner.parameters(), models[1].hpn_learner.parameters()):
+        assert torch.allclose(fused, plain, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(next(models[0].hpn_learner.parameters()), initial[0])  # the steps did move the weights
 
 
 def test_train_mode_keeps_backbone_frozen():
