@@ -11,7 +11,7 @@ CONFIG ?= workflow/config.synthetic.yaml
 
 # The virtual environment, re-made when requirements.txt or pyproject.toml change. pip compiles the
 # bytecode of every installed file on one core (torch's CUDA build: about 40 s here); compileall
-# does the same on every core afterwards (one file of torch.s test helpers is Python 3.12 syntax and
+# does the same on every core afterwards (one file of torch's test helpers is Python 3.12 syntax and
 # makes it exit 1: that only leaves it uncompiled).
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
