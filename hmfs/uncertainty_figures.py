@@ -113,8 +113,6 @@ def seed_band(ax, results: Path, benchmark: str, backbone: str, variant: str, fo
                                             "low": stacked.min(axis=0).tolist(), "high": stacked.max(axis=0).tolist()}}
 
 
-
-
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("forest", help="the claims' forest plot, from the claims table's JSON",
                                    description=__doc__)

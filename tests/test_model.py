@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from hmfs.engine import learner_optimizer
 from hmfs.metrics import IoUAccumulator, classify_prediction
 from hmfs.model import HSNet, build_backbone, learner_state_dict, load_hsnet_checkpoint
 from hmfs.model.backbone import extract_features, feature_layout
@@ -122,7 +123,7 @@ def test_cpu_features_are_channels_last_inside_and_channels_first_out():
     feats = extract_features(backbone, img, feature_layout("resnet18"))
     assert backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)  # the CPU layout
     assert all(f.is_contiguous() for f in feats)  # callers get channels-first maps
-    # The same maps in float64 (channels-first, no reordering of sums worth the name): within float32 rounding.
+    # The same maps computed in float64: the float32 ones differ by rounding only.
     reference = extract_features(backbone.double(), img.double(), feature_layout("resnet18"))
     for feat, ref in zip(feats, reference):
         assert torch.allclose(feat.double(), ref, rtol=1e-4, atol=1e-4)
@@ -219,8 +220,6 @@ def test_kshot_vote_equals_sequential_vote():
 
 
 def test_fused_learner_optimizer_matches_per_parameter_adam():
-    from hmfs.engine import learner_optimizer
-
     torch.manual_seed(0)
     models = [HSNet("resnet18", "hm", random_backbone=True).train_mode() for _ in range(2)]
     models[1].load_state_dict(models[0].state_dict())  # same backbone and learner

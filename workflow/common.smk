@@ -117,7 +117,7 @@ def get_claims_input(wildcards):
     claims = yaml.safe_load(open(CLAIMS))["claims"]
     return {
         "results": grid.claims_inputs(config, claims),
-        "code": [f"{workflow.basedir}/hmfs/{name}.py" for name in ("claims", "uncertainty", "stats", "grid")],
+        "code": [f"{workflow.basedir}/hmfs/{name}.py" for name in ("claims", "claims_format", "table_format", "uncertainty", "stats", "grid")],
         "published": PUBLISHED,
         "claims": CLAIMS,
     }
