@@ -22,7 +22,7 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 
 venv: $(BIN)/.installed
 
-# As root on Debian/Ubuntu the SLURM tests bring up a one-node SLURM (tests/slurm/cluster.sh); elsewhere they
+# As root on Debian/Ubuntu the SLURM tests bring up a one-node SLURM (tests/workflow/slurm_cluster.sh); elsewhere they
 # skip, and -rs prints why (with CI=true they fail instead).
 test: venv
 	$(BIN)/python -m pytest -q -rs --durations=10

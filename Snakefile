@@ -9,7 +9,7 @@
 #   released/<benchmark>/<backbone>/<masking>[_aug]/<fold>/eval_<k>shot.json (the authors' checkpoints)
 #   tables/{table<N>,claims}.{csv,md,tex,html}, figures/*.png, logs/<rule>/..., benchmarks/<rule>/...
 # <fold> is fold0..fold3 (PASCAL-5i, COCO-20i) or "all" (FSS-1000); seed<k> a training seed (train.seeds).
-# Every path comes from hmfs.grid.
+# Every path comes from hmfs.pipeline.grid.
 
 from snakemake.utils import min_version, validate
 

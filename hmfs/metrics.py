@@ -42,7 +42,7 @@ class IoUAccumulator:
     class_ids: the classes of the fold/split the scores are over (HSNet's `class_ids_interest`);
     nclass: the number of classes of the benchmark (size of the buffers). Counts are int64, so
     sums over thousands of 400x400 episodes stay exact (the reference sums in float32).
-    keep_episodes: also keep every episode's own counts (for bootstrap intervals, `hmfs.stats`);
+    keep_episodes: also keep every episode's own counts (for bootstrap intervals, `hmfs.report.stats`);
     off for training and validation, whose state and summaries stay the size of the sums.
     """
 

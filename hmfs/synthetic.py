@@ -254,7 +254,7 @@ def render_scene(
 
     Unlabelled distractors are painted first; labelled objects follow from the largest to the
     smallest, so a smaller object is drawn over a larger one (COCO's overlap rule in
-    hmfs.prepare: the smaller instance wins). Returns the image (H, W, 3) uint8, the instances in
+    hmfs.commands.prepare: the smaller instance wins). Returns the image (H, W, 3) uint8, the instances in
     paint order and `owner` (H, W) int16: index of the instance that shows at each pixel, -1 where
     only background shows.
     """
@@ -436,7 +436,7 @@ def generate_pascal(
     background: str = "clutter",
 ) -> dict[str, Any]:
     """Write a VOC2012 devkit and an SBD release under `out` (the notes at the top of
-    hmfs.prepare say how they combine) and `out/pascal_summary.json`; returns the summary.
+    hmfs.commands.prepare say how they combine) and `out/pascal_summary.json`; returns the summary.
 
     train_per_class: train_aug images per class as the image's main class; val_per_class: the
     same for VOC val. As in reality, part of train_aug is VOC train (half of it also in SBD), the

@@ -30,7 +30,7 @@ rule make_claims:
 rule plot_claims:
     input:
         numbers=grid.claims_paths(OUT)["json"],
-        code=f"{workflow.basedir}/hmfs/uncertainty_figures.py",
+        code=f"{workflow.basedir}/hmfs/report/forest.py",
     output:
         png=report(grid.forest_path(OUT), caption="../report/claims_forest.rst", category="Summary",
                    subcategory="Claims: reproduced vs paper", labels={"figure": "Claims (forest plot)"}),

@@ -1,9 +1,9 @@
 # SLURM runs (`snakemake --profile slurm`): before the first sbatch, check that SLURM can run every job
 # (time, memory, CPUs, GPUs against its partition's limits) and that Snakemake can follow them (the
 # job-state command works); otherwise stop with every problem and its fix, instead of jobs that stay
-# PENDING forever or a Snakemake that waits forever. The checks are hmfs.cluster (tested Python).
+# PENDING forever or a Snakemake that waits forever. The checks are hmfs.pipeline.cluster (tested Python).
 
-from hmfs import cluster
+from hmfs.pipeline import cluster
 
 
 def get_slurm_requests():

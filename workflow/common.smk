@@ -1,11 +1,11 @@
-# Shared wiring: the grid and every path come from hmfs.grid (tested Python); this file only binds them.
+# Shared wiring: the grid and every path come from hmfs.pipeline.grid (tested Python); this file only binds them.
 
 import shlex
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the hmfs package beside the Snakefile
 
-from hmfs import assets, grid
+from hmfs.pipeline import assets, grid
 
 grid.check_grid(config)
 grid.check_released_files(config)  # every released checkpoint in place, or one list of the missing ones
@@ -38,7 +38,7 @@ wildcard_constraints:
     test_benchmark="pascal|coco|fss",
     backbone="resnet18|resnet34|resnet50|resnet101",
     variant="(fm|im|hm)(_aug)?",
-    # a trained run's folder ends in its training seed; a released checkpoint's does not (hmfs.grid.Run.key)
+    # a trained run's folder ends in its training seed; a released checkpoint's does not (hmfs.pipeline.grid.Run.key)
     run="(pascal|coco|fss)/(resnet18|resnet34|resnet50|resnet101)/(fm|im|hm)(_aug)?/(fold[0-3]|all)/seed[0-9]+"
     "|released/(pascal|coco|fss)/(resnet18|resnet34|resnet50|resnet101)/(fm|im|hm)(_aug)?/(fold[0-3]|all)",
     fold="fold[0-3]|all",
@@ -111,7 +111,7 @@ def get_table_input(wildcards):
 
 
 def get_claims_input(wildcards):
-    """Every table's evaluations and the histories a convergence claim compares (hmfs.grid.claims_inputs)."""
+    """Every table's evaluations and the histories a convergence claim compares (hmfs.pipeline.grid.claims_inputs)."""
     import yaml
 
     claims = yaml.safe_load(open(CLAIMS))["claims"]

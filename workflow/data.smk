@@ -2,7 +2,7 @@
 # data.download: true), verified, unpacked and prepared, unless data.local names the user's copies.
 # Every prepared benchmark is decoded once, file by file, before any training reads it. Backbone
 # weights are torchvision's files (downloaded like the data) or pretrained on synthetic classes
-# disjoint from every benchmark class. Paths and flags: hmfs/assets.py and hmfs/grid.py.
+# disjoint from every benchmark class. Paths and flags: hmfs/pipeline/assets.py and hmfs/pipeline/grid.py.
 
 
 if assets.uses_downloads(config):

@@ -1,5 +1,5 @@
 # Tables 1-5 in the paper's layout, from the evaluation JSON files only (plus the published numbers
-# for real benchmarks). hmfs/tables.py is an input: changing the table code re-runs only the tables.
+# for real benchmarks). hmfs/report/tables.py is an input: changing the table code re-runs only the tables.
 
 
 rule make_table:

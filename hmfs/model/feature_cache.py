@@ -22,7 +22,7 @@ class FeatureCache:
     stored at the first use and read afterwards. Each image is run through the backbone alone
     (batch of one), so a stored map does not depend on which images shared its batch: a resumed run,
     whose cache starts empty, computes exactly what the uninterrupted one did. Only valid for
-    datasets without augmentation (the caller's duty: `hmfs.train` uses it for validation always
+    datasets without augmentation (the caller's duty: `hmfs.commands.train` uses it for validation always
     and for training only without `--augment`). Beyond `max_bytes` of stored maps, further images are
     computed and not kept.
     """

@@ -1,0 +1,1 @@
+"""The `python -m hmfs` subcommands: each parses its flags and calls the library."""
