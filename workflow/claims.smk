@@ -8,17 +8,17 @@ rule make_claims:
     input:
         unpack(get_claims_input),
     output:
-        csv=report(grid.claims_paths(OUT)["csv"], caption="../report/claims.rst", category="Tables",
+        csv=report(paths.claims_paths(OUT)["csv"], caption="../report/claims.rst", category="Tables",
                    subcategory="claims", labels={"table": "claims", "format": "CSV"}),
-        md=report(grid.claims_paths(OUT)["md"], caption="../report/claims.rst", category="Tables",
+        md=report(paths.claims_paths(OUT)["md"], caption="../report/claims.rst", category="Tables",
                   subcategory="claims", labels={"table": "claims", "format": "Markdown"}),
-        tex=report(grid.claims_paths(OUT)["tex"], caption="../report/claims.rst", category="Tables",
+        tex=report(paths.claims_paths(OUT)["tex"], caption="../report/claims.rst", category="Tables",
                    subcategory="claims", labels={"table": "claims", "format": "LaTeX"}),
-        html=report(grid.claims_paths(OUT)["html"], caption="../report/claims.rst", category="Tables",
+        html=report(paths.claims_paths(OUT)["html"], caption="../report/claims.rst", category="Tables",
                     subcategory="claims", labels={"table": "claims", "format": "HTML (shown)"}),
-        numbers=grid.claims_paths(OUT)["json"],
+        numbers=paths.claims_paths(OUT)["json"],
     params:
-        flags=flags(grid.claims_flags(config, PUBLISHED, CLAIMS)),
+        flags=flags(argv.claims_flags(config, PUBLISHED, CLAIMS)),
     log:
         f"{OUT}/logs/make_claims.log",
     conda:
@@ -29,12 +29,12 @@ rule make_claims:
 
 rule plot_claims:
     input:
-        numbers=grid.claims_paths(OUT)["json"],
-        code=f"{workflow.basedir}/hmfs/report/forest.py",
+        numbers=paths.claims_paths(OUT)["json"],
+        code=code_files("hmfs.report.forest"),
     output:
-        png=report(grid.forest_path(OUT), caption="../report/claims_forest.rst", category="Summary",
+        png=report(paths.forest_path(OUT), caption="../report/claims_forest.rst", category="Summary",
                    subcategory="Claims: reproduced vs paper", labels={"figure": "Claims (forest plot)"}),
-        numbers=grid.forest_path(OUT).replace(".png", ".json"),
+        numbers=paths.forest_path(OUT).replace(".png", ".json"),
     log:
         f"{OUT}/logs/plot_claims.log",
     conda:

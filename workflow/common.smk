@@ -5,17 +5,18 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # the hmfs package beside the Snakefile
 
-from hmfs.pipeline import assets, grid
+from hmfs.pipeline import argv, assets, checks, grid, paths, rule_inputs
+from hmfs.pipeline.code import code_files
 
-grid.check_grid(config)
-grid.check_released_files(config)  # every released checkpoint in place, or one list of the missing ones
+checks.check_grid(config)
+checks.check_released_files(config)  # every released checkpoint in place, or one list of the missing ones
 assets.check_data_sources(config)  # the download manifest loads; every data.local copy exists
 
 OUT = config["output_dir"]
 EVALUATIONS = grid.evaluations(config)
 PUBLISHED = f"{workflow.basedir}/hmfs/paper/published_results.yaml"
 CLAIMS = f"{workflow.basedir}/hmfs/paper/claims.yaml"
-FIGURES = grid.figure_paths(config)
+FIGURES = paths.figure_paths(config)
 
 
 # Light or head-node work (downloads need the internet; tables, plots and the report take seconds):
@@ -67,9 +68,9 @@ def run_of(wildcards):
 
 
 def get_final_outputs():
-    outputs = [grid.evaluation_path(OUT, e) for e in EVALUATIONS]
-    outputs += [path for table in config["tables"] for path in grid.table_paths(OUT, table).values()]
-    outputs += list(grid.claims_paths(OUT).values()) + [grid.forest_path(OUT)]
+    outputs = [paths.evaluation_path(OUT, e) for e in EVALUATIONS]
+    outputs += [path for table in config["tables"] for path in paths.table_paths(OUT, table).values()]
+    outputs += list(paths.claims_paths(OUT).values()) + [paths.forest_path(OUT)]
     outputs += list(FIGURES.values())
     outputs.append("report.html")
     return outputs
@@ -78,7 +79,7 @@ def get_final_outputs():
 def get_raw_input(wildcards):
     """The synthetic summary, or the records of the benchmark's unpacked downloads."""
     if config["data"]["source"] == "synthetic":
-        return [grid.synthetic_summary(config, wildcards.benchmark)]
+        return [paths.synthetic_summary(config, wildcards.benchmark)]
     return assets.prepare_records(config, wildcards.benchmark)
 
 
@@ -96,16 +97,16 @@ def get_weights_source(wildcards):
 def get_evaluation_input(wildcards, test_benchmark):
     """best.pt of a training, or a released checkpoint (which carries its own backbone unless configured not to)."""
     run = run_of(wildcards)
-    inputs = {"checkpoint": grid.checkpoint_path(config, run), "data": grid.verified_marker(config, test_benchmark)}
-    if grid.uses_backbone_weights(config, run):
-        inputs["weights"] = grid.weights_path(config, run.backbone)
+    inputs = {"checkpoint": paths.checkpoint_path(config, run), "data": paths.verified_marker(config, test_benchmark)}
+    if argv.uses_backbone_weights(config, run):
+        inputs["weights"] = paths.weights_path(config, run.backbone)
     return inputs
 
 
 def get_table_input(wildcards):
     return {
-        "evaluations": [grid.evaluation_path(OUT, e) for e in grid.table_evaluations(config, wildcards.table)],
-        "code": [f"{workflow.basedir}/hmfs/{name}.py" for name in ("tables", "table_format", "uncertainty", "stats", "grid")],
+        "evaluations": [paths.evaluation_path(OUT, e) for e in grid.table_evaluations(config, wildcards.table)],
+        "code": code_files("hmfs.report.tables"),
         "published": [PUBLISHED] if config["data"]["source"] != "synthetic" else [],
     }
 
@@ -116,16 +117,16 @@ def get_claims_input(wildcards):
 
     claims = yaml.safe_load(open(CLAIMS))["claims"]
     return {
-        "results": grid.claims_inputs(config, claims),
-        "code": [f"{workflow.basedir}/hmfs/{name}.py" for name in ("claims", "claims_format", "table_format", "uncertainty", "stats", "grid")],
+        "results": rule_inputs.claims_inputs(config, claims),
+        "code": code_files("hmfs.report.claims"),
         "published": PUBLISHED,
         "claims": CLAIMS,
     }
 
 
 def get_report_input(wildcards):
-    tables = [path for table in config["tables"] for path in grid.table_paths(OUT, table).values()]
-    claims = [path for ext, path in grid.claims_paths(OUT).items() if ext != "json"] + [grid.forest_path(OUT)]
+    tables = [path for table in config["tables"] for path in paths.table_paths(OUT, table).values()]
+    claims = [path for ext, path in paths.claims_paths(OUT).items() if ext != "json"] + [paths.forest_path(OUT)]
     return tables + claims + list(FIGURES.values())
 
 

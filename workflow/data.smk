@@ -46,9 +46,9 @@ if assets.uses_downloads(config):
 
 rule generate_synthetic:
     output:
-        summary=grid.synthetic_summary(config, "{benchmark}"),
+        summary=paths.synthetic_summary(config, "{benchmark}"),
     params:
-        flags=lambda wildcards: flags(grid.generate_flags(config, wildcards.benchmark)),
+        flags=lambda wildcards: flags(argv.generate_flags(config, wildcards.benchmark)),
     log:
         f"{OUT}/logs/generate_synthetic/{{benchmark}}.log",
     benchmark:
@@ -68,9 +68,9 @@ rule prepare_data:
     input:
         get_raw_input,
     output:
-        marker=grid.prepared_marker(config, "{benchmark}"),
+        marker=paths.prepared_marker(config, "{benchmark}"),
     params:
-        flags=lambda wildcards: flags(grid.prepare_flags(config, wildcards.benchmark)),
+        flags=lambda wildcards: flags(argv.prepare_flags(config, wildcards.benchmark)),
     log:
         f"{OUT}/logs/prepare_data/{{benchmark}}.log",
     benchmark:
@@ -88,11 +88,11 @@ rule prepare_data:
 
 rule verify_data:
     input:
-        prepared=grid.prepared_marker(config, "{benchmark}"),
+        prepared=paths.prepared_marker(config, "{benchmark}"),
     output:
-        marker=grid.verified_marker(config, "{benchmark}"),
+        marker=paths.verified_marker(config, "{benchmark}"),
     params:
-        flags=lambda wildcards: flags(grid.verify_flags(config, wildcards.benchmark)),
+        flags=lambda wildcards: flags(argv.verify_flags(config, wildcards.benchmark)),
     log:
         f"{OUT}/logs/verify_data/{{benchmark}}.log",
     benchmark:
@@ -130,14 +130,14 @@ if config["backbone_weights"]["source"] == "torchvision":
 
 rule pretrain_backbone:
     input:
-        summaries=[grid.synthetic_summary(config, b) for b in ("pascal", "coco", "fss")]
+        summaries=[paths.synthetic_summary(config, b) for b in ("pascal", "coco", "fss")]
         if config["data"]["source"] == "synthetic"
         else [],
     output:
         weights=f"{config['backbone_weights']['dir']}/{{backbone}}_synthetic.pt",
         summary=f"{config['backbone_weights']['dir']}/{{backbone}}_synthetic.json",
     params:
-        flags=lambda wildcards: flags(grid.pretrain_flags(config, wildcards.backbone)),
+        flags=lambda wildcards: flags(argv.pretrain_flags(config, wildcards.backbone)),
     log:
         f"{OUT}/logs/pretrain_backbone/{{backbone}}.log",
     benchmark:

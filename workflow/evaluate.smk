@@ -12,7 +12,7 @@ rule evaluate_model:
         predictions=f"{OUT}/{{run}}/eval_{{shot}}shot_predictions.npz",
     params:
         flags=lambda wildcards: flags(
-            grid.evaluation_flags(
+            argv.evaluation_flags(
                 config, grid.Evaluation(run_of(wildcards), int(wildcards.shot), run_of(wildcards).benchmark)
             )
         ),
@@ -39,7 +39,7 @@ rule evaluate_cross_domain:
         predictions=f"{OUT}/{{run}}/eval_on_{{test_benchmark}}_{{shot}}shot_predictions.npz",
     params:
         flags=lambda wildcards: flags(
-            grid.evaluation_flags(
+            argv.evaluation_flags(
                 config, grid.Evaluation(run_of(wildcards), int(wildcards.shot), wildcards.test_benchmark)
             )
         ),

@@ -3,21 +3,21 @@
 # restyling a plot re-runs only the plot (and the report). Each figure is optional: only those under
 # `figures:` in the config get a rule.
 
-FIGURE_CODE = [f"{workflow.basedir}/hmfs/{name}.py" for name in ("figures", "figures_episodes", "plotting", "uncertainty_figures", "grid")]
+FIGURE_CODE = code_files("hmfs.report.figures")  # the figures command and every hmfs module it imports
 
 
 if "convergence" in FIGURES:
 
     rule plot_convergence:
         input:
-            histories=grid.figure_inputs(config, "convergence"),
+            histories=rule_inputs.figure_inputs(config, "convergence"),
             code=FIGURE_CODE,
         output:
             png=report(FIGURES["convergence"], caption="../report/fig7_convergence.rst", category="Figures",
                        subcategory="Fig. 7: convergence", labels={"figure": "Fig. 7: convergence"}),
             numbers=FIGURES["convergence"].replace(".png", ".json"),
         params:
-            flags=flags(grid.figure_flags(config, "convergence")),
+            flags=flags(argv.figure_flags(config, "convergence")),
         log:
             f"{OUT}/logs/plot_convergence.log",
         conda:
@@ -30,15 +30,15 @@ if "qualitative" in FIGURES:
 
     rule plot_qualitative:
         input:
-            predictions=grid.figure_inputs(config, "qualitative"),
-            data=grid.verified_marker(config, config["figures"]["qualitative"]["benchmark"]),
+            predictions=rule_inputs.figure_inputs(config, "qualitative"),
+            data=paths.verified_marker(config, config["figures"]["qualitative"]["benchmark"]),
             code=FIGURE_CODE,
         output:
             png=report(FIGURES["qualitative"], caption="../report/fig5_qualitative.rst", category="Figures",
                        subcategory="Fig. 5: qualitative", labels={"figure": "Fig. 5: qualitative"}),
             numbers=FIGURES["qualitative"].replace(".png", ".json"),
         params:
-            flags=flags(grid.figure_flags(config, "qualitative")),
+            flags=flags(argv.figure_flags(config, "qualitative")),
         log:
             f"{OUT}/logs/plot_qualitative.log",
         conda:
@@ -51,15 +51,15 @@ if "small_targets" in FIGURES:
 
     rule plot_small_targets:
         input:
-            predictions=grid.figure_inputs(config, "small_targets"),
-            data=grid.verified_marker(config, config["figures"]["small_targets"]["benchmark"]),
+            predictions=rule_inputs.figure_inputs(config, "small_targets"),
+            data=paths.verified_marker(config, config["figures"]["small_targets"]["benchmark"]),
             code=FIGURE_CODE,
         output:
             png=report(FIGURES["small_targets"], caption="../report/fig4_small_targets.rst", category="Figures",
                        subcategory="Fig. 4: smallest targets", labels={"figure": "Fig. 4: smallest targets"}),
             numbers=FIGURES["small_targets"].replace(".png", ".json"),
         params:
-            flags=flags(grid.figure_flags(config, "small_targets")),
+            flags=flags(argv.figure_flags(config, "small_targets")),
         log:
             f"{OUT}/logs/plot_small_targets.log",
         conda:
@@ -73,15 +73,15 @@ if "feature_maps" in FIGURES:
     # Computes features (one support image through the frozen backbone): the model code is an input too.
     rule plot_feature_maps:
         input:
-            weights=grid.figure_inputs(config, "feature_maps"),
-            data=grid.verified_marker(config, config["figures"]["feature_maps"]["benchmark"]),
-            code=FIGURE_CODE + [f"{workflow.basedir}/hmfs/model/backbone.py", f"{workflow.basedir}/hmfs/model/masking.py"],
+            weights=rule_inputs.figure_inputs(config, "feature_maps"),
+            data=paths.verified_marker(config, config["figures"]["feature_maps"]["benchmark"]),
+            code=FIGURE_CODE,
         output:
             png=report(FIGURES["feature_maps"], caption="../report/fig6_feature_maps.rst", category="Figures",
                        subcategory="Fig. 6: FM vs IM feature maps", labels={"figure": "Fig. 6: FM vs IM feature maps"}),
             numbers=FIGURES["feature_maps"].replace(".png", ".json"),
         params:
-            flags=flags(grid.figure_flags(config, "feature_maps")),
+            flags=flags(argv.figure_flags(config, "feature_maps")),
         log:
             f"{OUT}/logs/plot_feature_maps.log",
         conda:
@@ -94,14 +94,14 @@ if "runtime" in FIGURES:
 
     rule plot_runtime:
         input:
-            evaluations=grid.figure_inputs(config, "runtime"),
+            evaluations=rule_inputs.figure_inputs(config, "runtime"),
             code=FIGURE_CODE,
         output:
             png=report(FIGURES["runtime"], caption="../report/runtime.rst", category="Figures",
                        subcategory="Runtime by masking", labels={"figure": "Runtime by masking"}),
             numbers=FIGURES["runtime"].replace(".png", ".json"),
         params:
-            flags=flags(grid.figure_flags(config, "runtime")),
+            flags=flags(argv.figure_flags(config, "runtime")),
         log:
             f"{OUT}/logs/plot_runtime.log",
         conda:

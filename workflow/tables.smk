@@ -15,7 +15,7 @@ rule make_table:
         html=report(f"{OUT}/tables/{{table}}.html", caption="../report/table.rst", category="Tables",
                     subcategory="{table}", labels={"table": "{table}", "format": "HTML (shown)"}),
     params:
-        flags=lambda wildcards: flags(grid.table_flags(config, wildcards.table, PUBLISHED)),
+        flags=lambda wildcards: flags(argv.table_flags(config, wildcards.table, PUBLISHED)),
     log:
         f"{OUT}/logs/make_table/{{table}}.log",
     conda:

@@ -12,15 +12,15 @@
 
 rule train_model:
     input:
-        data=lambda wildcards: grid.verified_marker(config, wildcards.benchmark),
-        weights=lambda wildcards: grid.weights_path(config, wildcards.backbone),
+        data=lambda wildcards: paths.verified_marker(config, wildcards.benchmark),
+        weights=lambda wildcards: paths.weights_path(config, wildcards.backbone),
     output:
         best=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/best.pt",
         last=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/last.pt",
         history=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/history.jsonl",
         summary=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/train_summary.json",
     params:
-        flags=lambda wildcards: flags(grid.train_flags(config, run_of(wildcards))),
+        flags=lambda wildcards: flags(argv.train_flags(config, run_of(wildcards))),
     log:
         f"{OUT}/logs/train_model/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}.log",
     benchmark:
@@ -30,7 +30,7 @@ rule train_model:
         mem_mb=job("train", "mem_mb"),
         runtime=job("train", "runtime"),
         gpu=job("train", "gpu"),
-        slurm_extra=grid.train_sbatch_flags(config),
+        slurm_extra=argv.train_sbatch_flags(config),
         # Snakemake's attempt number of this job, for the trainer: a retry refuses to start after two
         # attempts in a row that got the time-limit signal before finishing a single step.
         attempt=lambda wildcards, attempt: attempt,

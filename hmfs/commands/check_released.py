@@ -9,7 +9,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from hmfs.pipeline.grid import FOLDED, NO_FOLD, Run, check_grid, released_runs
+from hmfs.pipeline.checks import check_grid
+from hmfs.pipeline.grid import Run, released_runs
+from hmfs.names import FOLDED, NO_FOLD
 from hmfs.model.backbone import BACKBONES, clean_backbone_state_dict, feature_layout
 from hmfs.model.checkpoint import (backbone_state_dict, check_checkpoint_backbone, checkpoint_metadata, load_learner,
                                    read_checkpoint)

@@ -14,7 +14,9 @@ import yaml
 
 from hmfs.report import stats
 from hmfs.report.claims_format import NOT_EVALUATED, render
-from hmfs.pipeline.grid import NO_FOLD, TABLES, Evaluation, Run, evaluation_path, fold_index, run_dir, run_folds
+from hmfs.pipeline.grid import Evaluation, Run, run_folds
+from hmfs.names import NO_FOLD, TABLES, fold_index
+from hmfs.pipeline.paths import evaluation_path, run_dir
 from hmfs.report.uncertainty import (Cell, Scorer, Settings, add_bootstrap_args, fold_bootstraps, over_folds, over_seeds,
                               paired_cells)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from hmfs.report.figures_episodes import plot_qualitative, plot_small_targets, plot_feature_maps
-from hmfs.pipeline.grid import Evaluation, Run, evaluation_path, run_folds
+from hmfs.pipeline.grid import Evaluation, Run, run_folds
+from hmfs.pipeline.paths import evaluation_path
 from hmfs.report.plotting import COLOURS, labelled_variants, plt, read_history, save_figure
 from hmfs.report.forest import seed_band
 

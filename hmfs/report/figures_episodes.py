@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hmfs.pipeline.grid import Evaluation, Run, predictions_path, run_folds
+from hmfs.pipeline.grid import Evaluation, Run, run_folds
+from hmfs.pipeline.paths import predictions_path
 from hmfs.report.plotting import (PANEL_INCHES, PREDICTION_COLOUR, SMALLEST_RULE, SUPPORT_COLOUR, TRUTH_COLOUR, dim_outside,
                            figure_title, fill, iou, labelled_variants, legend, mark_box, outline, picture, plt,
                            save_figure, show_image, zoom_box)

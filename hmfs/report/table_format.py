@@ -6,7 +6,7 @@ import html
 import math
 from dataclasses import dataclass, field
 
-from hmfs.pipeline.grid import NO_FOLD
+from hmfs.names import NO_FOLD
 from hmfs.report.uncertainty import Cell, fmt_cell
 
 SOURCE_OF_ORIGIN = {"trained": "reproduced", "released": "released"}  # --rows origin -> row source

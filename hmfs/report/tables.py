@@ -10,7 +10,9 @@ from typing import Any
 
 import yaml
 
-from hmfs.pipeline.grid import NO_FOLD, TABLES, Evaluation, Run, evaluation_path, fold_index, parse_variant, run_folds
+from hmfs.pipeline.grid import Evaluation, Run, run_folds
+from hmfs.names import NO_FOLD, TABLES, fold_index, parse_variant
+from hmfs.pipeline.paths import evaluation_path
 from hmfs.report.table_format import MISSING, SOURCE_OF_ORIGIN, Row, columns_of, parse_rows, render
 from hmfs.report.uncertainty import (Cell, Scorer, Settings, add_bootstrap_args, fold_bootstraps, paired_cells, row_cells,
                               table_notes)

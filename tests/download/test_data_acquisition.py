@@ -20,7 +20,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from hmfs.pipeline import assets, grid
+from hmfs.pipeline import argv, assets
 from hmfs.cli import build_parser, main
 from hmfs.data import build_dataset
 from hmfs.commands import download as command
@@ -369,17 +369,17 @@ def test_rule_flags_parse_and_name_the_right_files(tmp_path):
     assert str(unpacked.summary) == "resources/raw/sbd.unpacked.json"
     weights = parser.parse_args(["fetch-weights", *assets.weights_flags(config, "resnet50", "w.pth")])
     assert str(weights.source) == "resources/downloads/resnet50-0676ba61.pth"
-    prepare = parser.parse_args(["prepare", *grid.prepare_flags(config, "coco")])
+    prepare = parser.parse_args(["prepare", *argv.prepare_flags(config, "coco")])
     assert [str(p) for p in prepare.asset_records] == [f"resources/raw/{name}.unpacked.json"
                                                        for name in assets.BENCHMARK_ASSETS["coco"]]
-    parser.parse_args(["verify-data", *grid.verify_flags(config, "fss")])
+    parser.parse_args(["verify-data", *argv.verify_flags(config, "fss")])
     folder = tmp_path / "coco"
     folder.mkdir()
     config["data"]["local"] = {"coco_val2014": str(folder)}
     assert assets.source_file(config, "coco_val2014") is None
     assert parser.parse_args(["unpack", *assets.unpack_flags(config, "coco_val2014")]).local == folder
     synthetic = yaml.safe_load((REPO / "workflow" / "config.synthetic.yaml").read_text())
-    assert assets.needed_assets(synthetic) == [] and "--asset-records" not in grid.prepare_flags(synthetic, "coco")
+    assert assets.needed_assets(synthetic) == [] and "--asset-records" not in argv.prepare_flags(synthetic, "coco")
 
 
 def test_data_source_checks_name_the_key(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hmfs.pipeline import grid
+from hmfs.pipeline import argv
 from hmfs.pipeline.cluster import (SQUEUE_MIN_JOB_AGE, JobRequest, check_submission, effective_status_command, gpu_count,
                           parse_minutes, parse_nodes, parse_partitions, signal_lead, status_problems, unschedulable)
 from tests.workflow.test_workflow import REPO, WORKFLOW_FILES
@@ -80,8 +80,8 @@ def test_signal_lead_is_read_from_the_sbatch_flags():
     assert signal_lead("--open-mode=append --signal=URG@600") == 600
     assert signal_lead("--signal=B:USR1@90") == 90 and signal_lead("--open-mode=append") is None
     config = {"resources": {"train": {"save_before_limit": 900}}}
-    assert signal_lead(grid.train_sbatch_flags(config)) == 900
-    assert grid.train_sbatch_flags({"resources": {"train": {}}}) == "--open-mode=append"
+    assert signal_lead(argv.train_sbatch_flags(config)) == 900
+    assert argv.train_sbatch_flags({"resources": {"train": {}}}) == "--open-mode=append"
 
 
 def test_the_plugins_choice_of_status_command():

@@ -12,7 +12,7 @@ import torch
 import torchvision
 import yaml
 
-from hmfs.pipeline import grid
+from hmfs.pipeline import argv, checks, grid, paths
 from hmfs.commands.check_released import check_released
 from hmfs.cli import main
 from hmfs.commands.evaluate import evaluate
@@ -140,19 +140,19 @@ def test_released_config_trains_nothing_and_evaluates_tables_1_to_4(released_con
     assert set(released_config["tables"]) == {"table1", "table2", "table3", "table4"}
     evaluation = next(e for e in grid.evaluations(released_config) if e.test_benchmark == "pascal"
                       and e.run.benchmark == "coco")
-    flags = grid.evaluation_flags(released_config, evaluation)
+    flags = argv.evaluation_flags(released_config, evaluation)
     assert "--backbone-from-checkpoint" in flags and "--backbone-weights" not in flags
-    assert flags[flags.index("--checkpoint") + 1] == grid.checkpoint_path(released_config, evaluation.run)
+    assert flags[flags.index("--checkpoint") + 1] == paths.checkpoint_path(released_config, evaluation.run)
     assert flags[flags.index("--checkpoint-origin") + 1] == "released" and "--class-names" in flags
-    assert grid.evaluation_path("out", evaluation).startswith("out/released/coco/")
+    assert paths.evaluation_path("out", evaluation).startswith("out/released/coco/")
     imagenet = {**released_config, "released": {**released_config["released"], "backbone_weights": "imagenet"}}
-    assert "--backbone-weights" in grid.evaluation_flags(imagenet, evaluation)
+    assert "--backbone-weights" in argv.evaluation_flags(imagenet, evaluation)
 
 
 def test_missing_released_checkpoints_are_listed_together_with_their_links(released_config, tmp_path):
     released_config["released"]["dir"] = str(tmp_path)
     with pytest.raises(FileNotFoundError) as error:
-        grid.check_released_files(released_config)
+        checks.check_released_files(released_config)
     text = str(error.value)
     assert text.startswith("36 of 36 released checkpoints are missing")
     assert f"{tmp_path}/pascal/resnet50/hm_aug/fold3/best_model.pt  <- the HM authors'" in text
@@ -163,10 +163,10 @@ def test_source_both_puts_released_and_trained_runs_side_by_side(released_config
     released_config["tables"] = {"table2": {"benchmark": "coco", "rows": {"HSNet": {"masking": "fm", "source": "both"}}}}
     assert grid.table_rows(released_config, "table2") == [("HSNet", "fm", "released"), ("HSNet", "fm", "trained")]
     assert len(grid.training_runs(released_config)) == 8 and len(grid.released_runs(released_config)) == 8
-    assert grid.table_flags(released_config, "table2", "p.yaml")[-6:-4] == ["HSNet=fm@released", "HSNet=fm"]
+    assert argv.table_flags(released_config, "table2", "p.yaml")[-6:-4] == ["HSNet=fm@released", "HSNet=fm"]
     del released_config["released"]
     with pytest.raises(ValueError, match="tables.table2.rows.HSNet read released checkpoints.*no `released:`"):
-        grid.check_grid(released_config)
+        checks.check_grid(released_config)
 
 
 def test_table_marks_released_rows_and_their_provenance(tmp_path):
@@ -175,7 +175,7 @@ def test_table_marks_released_rows_and_their_provenance(tmp_path):
     results = tmp_path / "results"
     for origin, value in (("released", 86.0), ("trained", 84.0)):
         for shot in (1, 5):
-            path = Path(grid.evaluation_path(str(results), grid.Evaluation(grid.Run("fss", "resnet50", "hm", "all", origin),
+            path = Path(paths.evaluation_path(str(results), grid.Evaluation(grid.Run("fss", "resnet50", "hm", "all", origin),
                                                                             shot, "fss")))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({**per_episode(value + shot, 90.0), "checkpoint_origin": origin,

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from hmfs.pipeline import grid
+from hmfs import names
+from hmfs.pipeline import grid, paths
 from hmfs.report import claims
 from hmfs.cli import main
 from hmfs.pipeline.grid import Run
@@ -54,7 +55,7 @@ def test_verdict_rule_needs_a_direction_and_a_margin_for_parity():
 def test_claims_file_parses_and_every_claim_names_inputs_the_grid_produces(tmp_path):
     loaded = claims.load_claims(CLAIMS)
     assert {c["kind"] for c in loaded} == set(claims.KINDS)
-    assert {c["table"] for c in loaded if c["kind"] == "paired_difference"} == set(grid.TABLES)
+    assert {c["table"] for c in loaded if c["kind"] == "paired_difference"} == set(names.TABLES)
     out = str(tmp_path / "out")  # no results yet: every claim lists the files it waits for
     for name in ("config.yaml", "workflow/config.synthetic.yaml"):
         cfg = config(name)
@@ -68,8 +69,8 @@ def test_claims_file_parses_and_every_claim_names_inputs_the_grid_produces(tmp_p
                                  yaml.safe_load(PUBLISHED.read_text()), Settings(resamples=100))
         results, skipped = claims.check_claims(loaded, checker, cfg["backbones"])
         assert skipped == [] and len(results) == (7 * 2 + 2 * 2 + 1 + 2) * len(cfg["backbones"])
-        produced = {grid.evaluation_path(out, e) for e in grid.evaluations(cfg)}
-        produced |= {f"{grid.run_dir(out, r)}/history.jsonl" for r in grid.training_runs(cfg)}
+        produced = {paths.evaluation_path(out, e) for e in grid.evaluations(cfg)}
+        produced |= {f"{paths.run_dir(out, r)}/history.jsonl" for r in grid.training_runs(cfg)}
         for result in results:  # every input a claim waits for is a file the workflow makes
             reason = result.detail["not_evaluated"]
             assert result.verdict == claims.NOT_EVALUATED and reason.startswith("missing ")

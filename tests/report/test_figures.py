@@ -17,7 +17,7 @@ import torch
 import yaml
 from PIL import Image
 
-from hmfs.pipeline import grid
+from hmfs.pipeline import argv, checks, paths, rule_inputs
 from hmfs.cli import build_parser, main
 from hmfs.engine import SmallestTargets, evaluate_episodes
 from hmfs.commands.evaluate import save_predictions
@@ -193,7 +193,7 @@ def write_predictions(results: Path, variant: str, dataset, smallest: list[int],
             rows.append({"kind": kind, "episode": episode, "class_id": int(item["class_id"]),
                          "query_name": item["query_name"], "support_names": list(item["support_names"]),
                          "query_fg_pixels": int(truth.sum()), "query_valid_pixels": truth.size, "pred": pred})
-    path = Path(grid.predictions_path(str(results), Evaluation(Run("coco", "resnet18", variant, "fold0"), 1, "coco")))
+    path = Path(paths.predictions_path(str(results), Evaluation(Run("coco", "resnet18", variant, "fold0"), 1, "coco")))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_predictions(path, rows)
 
@@ -233,13 +233,13 @@ def test_fig4_and_fig5_are_drawn_from_the_prediction_files(coco, tmp_path, caplo
     write_predictions(results, "hm", dataset, smallest[1:] + [smallest[0]])
     assert main(["figures", "small-targets", *figure_args(results, coco, ["HSNet=fm", "HMFS=hm"],
                                                           "--out", str(tmp_path / "bad.png"))]) == 2
-    hm_file = grid.predictions_path(str(results), Evaluation(Run("coco", "resnet18", "hm", "fold0"), 1, "coco"))
+    hm_file = paths.predictions_path(str(results), Evaluation(Run("coco", "resnet18", "hm", "fold0"), 1, "coco"))
     assert "keep different smallest-target episodes" in caplog.text and hm_file in caplog.text
 
 
 def test_fig4_refuses_files_without_smallest_targets(coco, tmp_path, caplog):
     results = tmp_path / "results"
-    path = Path(grid.predictions_path(str(results), Evaluation(Run("coco", "resnet18", "fm", "fold0"), 1, "coco")))
+    path = Path(paths.predictions_path(str(results), Evaluation(Run("coco", "resnet18", "fm", "fold0"), 1, "coco")))
     path.parent.mkdir(parents=True)
     np.savez(path, pred=np.zeros((1, 4, 4), np.uint8), episode=np.array([0]), class_id=np.array([0]),
              query_name=np.array(["q"]), support_names=np.array([["s"]]))  # a file from before `kind`
@@ -326,17 +326,17 @@ def test_new_figures_are_wired_from_the_config(synthetic):
     parser = build_parser(["figures"])
     for config in (synthetic, paper):
         for figure in ("small_targets", "feature_maps"):
-            args = parser.parse_args(["figures", *grid.figure_flags(config, figure)])
-            assert str(args.out) == grid.figure_paths(config)[figure]
-        maps = parser.parse_args(["figures", *grid.figure_flags(config, "feature_maps")])
+            args = parser.parse_args(["figures", *argv.figure_flags(config, figure)])
+            assert str(args.out) == paths.figure_paths(config)[figure]
+        maps = parser.parse_args(["figures", *argv.figure_flags(config, "feature_maps")])
         assert maps.layers == ["layer34", "layer50"]
-        assert str(maps.backbone_weights) == grid.weights_path(config, config["backbones"][0])
-    assert grid.figure_inputs(paper, "small_targets") == [  # HSNet and HMFS of COCO fold 0, first backbone
-        grid.predictions_path("results", Evaluation(Run("coco", "resnet50", variant, "fold0"), 1, "coco"))
+        assert str(maps.backbone_weights) == paths.weights_path(config, config["backbones"][0])
+    assert rule_inputs.figure_inputs(paper, "small_targets") == [  # HSNet and HMFS of COCO fold 0, first backbone
+        paths.predictions_path("results", Evaluation(Run("coco", "resnet50", variant, "fold0"), 1, "coco"))
         for variant in ("fm", "hm")]
-    assert grid.figure_inputs(paper, "feature_maps") == ["resources/weights/resnet50_imagenet.pth"]
+    assert rule_inputs.figure_inputs(paper, "feature_maps") == ["resources/weights/resnet50_imagenet.pth"]
     evaluate = build_parser(["evaluate"]).parse_args(
-        ["evaluate", *grid.evaluation_flags(paper, Evaluation(Run("coco", "resnet50", "hm", "fold0"), 1, "coco"))])
+        ["evaluate", *argv.evaluation_flags(paper, Evaluation(Run("coco", "resnet50", "hm", "fold0"), 1, "coco"))])
     assert evaluate.num_smallest_predictions == paper["evaluate"]["predictions_smallest"] > 0
 
 
@@ -344,12 +344,12 @@ def test_check_grid_names_the_new_figure_keys(synthetic):
     bad = copy.deepcopy(synthetic)
     bad["figures"]["small_targets"]["episodes"] = bad["evaluate"]["predictions_smallest"] + 1
     with pytest.raises(ValueError, match="figures.small_targets.episodes .* evaluate.predictions_smallest"):
-        grid.check_grid(bad)
+        checks.check_grid(bad)
     bad = copy.deepcopy(synthetic)
     bad["figures"]["feature_maps"]["episode"] = bad["evaluate"]["episodes"]["coco"]
     with pytest.raises(ValueError, match="figures.feature_maps.episode"):
-        grid.check_grid(bad)
+        checks.check_grid(bad)
     bad = copy.deepcopy(synthetic)
     bad["figures"]["small_targets"]["variants"] = {"IM*": "im_aug"}
     with pytest.raises(ValueError, match="figures.small_targets draws from runs no table trains"):
-        grid.check_grid(bad)
+        checks.check_grid(bad)

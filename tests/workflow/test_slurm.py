@@ -22,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-from hmfs.pipeline import grid
+from hmfs.pipeline import argv, grid, paths
 from hmfs.training.attempts import read_attempts
 from tests.workflow.test_workflow import WORKFLOW_FILES, job_counts, tiny_config
 
@@ -123,7 +123,7 @@ def test_grid_through_slurm_equals_the_local_run(slurm, local_run, tmp_path):
     # The training jobs ran in SLURM jobs with one of the node's two GPUs.
     for variant in ("fm", "hm"):
         run = grid.Run("fss", "resnet18", variant, "all")
-        (attempt,) = read_attempts(workdir / grid.state_dir("out", run) / "attempts.jsonl")
+        (attempt,) = read_attempts(workdir / paths.state_dir("out", run) / "attempts.jsonl")
         assert attempt["outcome"] == "finished" and attempt["slurm_job_id"] in jobs
         assert attempt["cuda_visible_devices"] in ("0", "1"), attempt
         job = subprocess.run(["scontrol", "show", "job", attempt["slurm_job_id"]], capture_output=True, text=True).stdout
@@ -156,7 +156,7 @@ def squeue_state(job_id: str) -> tuple[str, str]:
 
 def train_command(config: dict, run: grid.Run, out: Path) -> list[str]:
     """The workflow's training command for `run`, writing to `out` (and `out`.state) instead."""
-    flags = grid.train_flags(config, run)
+    flags = argv.train_flags(config, run)
     flags[flags.index("--out") + 1] = str(out)
     flags[flags.index("--state-dir") + 1] = f"{out}.state"
     return [sys.executable, "-m", "hmfs", "--threads", "1", "train", *flags]
@@ -173,7 +173,7 @@ def test_training_across_time_limits_and_requeue_equals_an_uninterrupted_run(slu
     # the limit is within 15 + 30 s, so the signal comes 15-45 s into a job (measured), the limit at 60-90 s.
     config["resources"]["train"].update(runtime=1, save_before_limit=15, threads=1)
     run = grid.Run("fss", "resnet18", "fm", "all")
-    state_dir = workdir / grid.state_dir("out", run)
+    state_dir = workdir / paths.state_dir("out", run)
 
     # About 70 s of training on this machine (one epoch, timed): more than one such job can do.
     config["train"]["fss"]["epochs"] = 1

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hmfs.pipeline import grid
+from hmfs import names
+from hmfs.pipeline import grid, paths
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "config.released.yaml", "workflow", "hmfs", "report", "envs", "profiles")
@@ -166,7 +167,7 @@ def test_tiny_synthetic_pipeline_end_to_end(workdir):
     counts = job_counts(run.stdout + run.stderr)
     assert counts["train_model"] == 8 and counts["make_table"] == 5, counts
     out = workdir / "out"
-    for table in grid.TABLES:
+    for table in names.TABLES:
         for ext in ("csv", "md", "tex", "html"):
             assert (out / "tables" / f"{table}.{ext}").stat().st_size > 0
         md = (out / "tables" / f"{table}.md").read_text()
@@ -209,7 +210,7 @@ def test_tiny_synthetic_pipeline_end_to_end(workdir):
     log = workdir / "out" / "logs" / "train_model" / "coco" / "resnet18" / "hm" / "fold0" / "seed0.log"
     snakemake(workdir, "--configfile", tiny.name, "--cores", "2", "--forcerun", fold, "--", fold)
     assert "resuming" in log.read_text() and "epoch 1/" not in log.read_text()
-    shutil.rmtree(workdir / grid.state_dir("out", grid.Run("coco", "resnet18", "hm", "fold0")))
+    shutil.rmtree(workdir / paths.state_dir("out", grid.Run("coco", "resnet18", "hm", "fold0")))
     snakemake(workdir, "--configfile", tiny.name, "--cores", "2", "--forcerun", fold, "--", fold)
     assert "from scratch" in log.read_text() and "epoch 2/2" in log.read_text()
 
@@ -222,7 +223,7 @@ def test_released_config_lists_missing_files_then_plans_evaluations_only(workdir
     assert "resources/released/coco/resnet101/hm/fold3/best_model.pt  <- the HM authors'" in out
     config = yaml.safe_load((REPO / "config.released.yaml").read_text())
     for run in grid.released_runs(config):
-        path = workdir / grid.checkpoint_path(config, run)
+        path = workdir / paths.checkpoint_path(config, run)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()  # a dry run only needs the files to exist
     counts = job_counts(snakemake(workdir, "-n", "--configfile", "config.released.yaml").stdout)
@@ -243,7 +244,7 @@ def test_released_checkpoints_evaluate_through_the_workflow(workdir):
     config["figures"] = {}
     (workdir / "released.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     for seed, run in enumerate(grid.released_runs(config)):
-        save_official(workdir / grid.checkpoint_path(config, run), run.backbone, run.masking, seed=seed)
+        save_official(workdir / paths.checkpoint_path(config, run), run.backbone, run.masking, seed=seed)
     run = snakemake(workdir, "--configfile", "released.yaml", "--cores", "2")
     counts = job_counts(run.stdout + run.stderr)
     assert "train_model" not in counts and "pretrain_backbone" not in counts, counts
