@@ -1,6 +1,7 @@
 # The paper's claims checked one by one (hmfs/paper/claims.yaml): each comparison's reproduced value
 # with its interval and a verdict, as a table next to Tables 1-5, and the forest plot that
-# summarises them. The plot reads the claims table's JSON only, so restyling it never re-runs the
+# summarises them. The claims read exactly the evaluations and histories the rule lists (handed on
+# its command line); the plot reads the claims table's JSON only, so restyling it never re-runs the
 # bootstrap.
 
 
@@ -24,13 +25,14 @@ rule make_claims:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "python -m hmfs claims {params.flags} > {log} 2>&1"
+        "python -m hmfs claims {params.flags} --evaluations {input.evaluations:q} --histories {input.histories:q} "
+        "> {log} 2>&1"
 
 
 rule plot_claims:
     input:
         numbers=paths.claims_paths(OUT)["json"],
-        code=code_files("hmfs.report.forest"),
+        code=code_files("hmfs.commands.forest"),
     output:
         png=report(paths.forest_path(OUT), caption="../report/claims_forest.rst", category="Summary",
                    subcategory="Claims: reproduced vs paper", labels={"figure": "Claims (forest plot)"}),

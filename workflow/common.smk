@@ -5,6 +5,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # the hmfs package beside the Snakefile
 
+from hmfs import names
 from hmfs.pipeline import argv, assets, checks, grid, paths, rule_inputs
 from hmfs.pipeline.code import code_files
 
@@ -34,18 +35,9 @@ localrules:
     report_html,
 
 
+# Every name's pattern comes from hmfs.names (one list of benchmarks, backbones, maskings, ...).
 wildcard_constraints:
-    benchmark="pascal|coco|fss",
-    test_benchmark="pascal|coco|fss",
-    backbone="resnet18|resnet34|resnet50|resnet101",
-    variant="(fm|im|hm)(_aug)?",
-    # a trained run's folder ends in its training seed; a released checkpoint's does not (hmfs.pipeline.grid.Run.key)
-    run="(pascal|coco|fss)/(resnet18|resnet34|resnet50|resnet101)/(fm|im|hm)(_aug)?/(fold[0-3]|all)/seed[0-9]+"
-    "|released/(pascal|coco|fss)/(resnet18|resnet34|resnet50|resnet101)/(fm|im|hm)(_aug)?/(fold[0-3]|all)",
-    fold="fold[0-3]|all",
-    seed="[0-9]+",
-    shot="[0-9]+",
-    table="table[1-5]",
+    **names.wildcard_constraints(),
     filename=assets.filename_constraint(config),
     asset=assets.asset_constraint(),
 
@@ -104,21 +96,24 @@ def get_evaluation_input(wildcards, test_benchmark):
 
 
 def get_table_input(wildcards):
+    """The table's evaluation files (handed to `tables --evaluations`), its code and the paper's numbers."""
     return {
-        "evaluations": [paths.evaluation_path(OUT, e) for e in grid.table_evaluations(config, wildcards.table)],
-        "code": code_files("hmfs.report.tables"),
+        "evaluations": rule_inputs.table_inputs(config, wildcards.table),
+        "code": code_files("hmfs.commands.tables"),
         "published": [PUBLISHED] if config["data"]["source"] != "synthetic" else [],
     }
 
 
 def get_claims_input(wildcards):
-    """Every table's evaluations and the histories a convergence claim compares (hmfs.pipeline.grid.claims_inputs)."""
+    """Every table's evaluations and the histories a convergence claim compares (handed to `claims
+    --evaluations ... --histories ...`, hmfs.pipeline.rule_inputs), its code and the paper's numbers."""
     import yaml
 
     claims = yaml.safe_load(open(CLAIMS))["claims"]
     return {
-        "results": rule_inputs.claims_inputs(config, claims),
-        "code": code_files("hmfs.report.claims"),
+        "evaluations": rule_inputs.claims_evaluations(config),
+        "histories": rule_inputs.claims_histories(config, claims),
+        "code": code_files("hmfs.commands.claims"),
         "published": PUBLISHED,
         "claims": CLAIMS,
     }

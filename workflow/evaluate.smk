@@ -8,8 +8,8 @@ rule evaluate_model:
     input:
         unpack(lambda wildcards: get_evaluation_input(wildcards, run_of(wildcards).benchmark)),
     output:
-        result=f"{OUT}/{{run}}/eval_{{shot}}shot.json",
-        predictions=f"{OUT}/{{run}}/eval_{{shot}}shot_predictions.npz",
+        result=f"{OUT}/{{run}}/{grid.EVALUATION_NAME}.json",
+        predictions=f"{OUT}/{{run}}/{grid.EVALUATION_NAME}_predictions.npz",
     params:
         flags=lambda wildcards: flags(
             argv.evaluation_flags(
@@ -35,8 +35,8 @@ rule evaluate_cross_domain:
     input:
         unpack(lambda wildcards: get_evaluation_input(wildcards, wildcards.test_benchmark)),
     output:
-        result=f"{OUT}/{{run}}/eval_on_{{test_benchmark}}_{{shot}}shot.json",
-        predictions=f"{OUT}/{{run}}/eval_on_{{test_benchmark}}_{{shot}}shot_predictions.npz",
+        result=f"{OUT}/{{run}}/{grid.CROSS_DOMAIN_NAME}.json",
+        predictions=f"{OUT}/{{run}}/{grid.CROSS_DOMAIN_NAME}_predictions.npz",
     params:
         flags=lambda wildcards: flags(
             argv.evaluation_flags(

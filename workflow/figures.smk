@@ -1,9 +1,10 @@
 # Figures, drawn from result files only (history.jsonl, evaluation JSON and predictions; Fig. 6 from
-# the backbone weights file and one prepared support image). The plotting code is an input, so
+# the backbone weights file and one prepared support image); Fig. 7 and the runtime plot read exactly
+# the files their rule lists, handed on the command line. The plotting code is an input, so
 # restyling a plot re-runs only the plot (and the report). Each figure is optional: only those under
 # `figures:` in the config get a rule.
 
-FIGURE_CODE = code_files("hmfs.report.figures")  # the figures command and every hmfs module it imports
+FIGURE_CODE = code_files("hmfs.commands.figures")  # the figures command and every hmfs module it imports
 
 
 if "convergence" in FIGURES:
@@ -23,7 +24,7 @@ if "convergence" in FIGURES:
         conda:
             "../envs/hmfs.yaml"
         shell:
-            "python -m hmfs figures {params.flags} > {log} 2>&1"
+            "python -m hmfs figures {params.flags} --histories {input.histories:q} > {log} 2>&1"
 
 
 if "qualitative" in FIGURES:
@@ -107,4 +108,4 @@ if "runtime" in FIGURES:
         conda:
             "../envs/hmfs.yaml"
         shell:
-            "python -m hmfs figures {params.flags} > {log} 2>&1"
+            "python -m hmfs figures {params.flags} --evaluations {input.evaluations:q} > {log} 2>&1"

@@ -15,16 +15,13 @@ rule train_model:
         data=lambda wildcards: paths.verified_marker(config, wildcards.benchmark),
         weights=lambda wildcards: paths.weights_path(config, wildcards.backbone),
     output:
-        best=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/best.pt",
-        last=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/last.pt",
-        history=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/history.jsonl",
-        summary=f"{OUT}/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}/train_summary.json",
+        **{name: f"{OUT}/{grid.TRAINED_KEY}/{file}" for name, file in paths.TRAINING_FILES.items()},
     params:
         flags=lambda wildcards: flags(argv.train_flags(config, run_of(wildcards))),
     log:
-        f"{OUT}/logs/train_model/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}.log",
+        f"{OUT}/logs/train_model/{grid.TRAINED_KEY}.log",
     benchmark:
-        f"{OUT}/benchmarks/train_model/{{benchmark}}/{{backbone}}/{{variant}}/{{fold}}/seed{{seed}}.tsv"
+        f"{OUT}/benchmarks/train_model/{grid.TRAINED_KEY}.tsv"
     threads: job("train", "threads")
     resources:
         mem_mb=job("train", "mem_mb"),

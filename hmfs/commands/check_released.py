@@ -11,8 +11,8 @@ import yaml
 
 from hmfs.pipeline.checks import check_grid
 from hmfs.pipeline.grid import Run, released_runs
-from hmfs.names import FOLDED, NO_FOLD
-from hmfs.model.backbone import BACKBONES, clean_backbone_state_dict, feature_layout
+from hmfs.names import BACKBONES, BENCHMARKS, FOLDED, NO_FOLD, VARIANTS, fold_names
+from hmfs.model.backbone import clean_backbone_state_dict, feature_layout
 from hmfs.model.checkpoint import (backbone_state_dict, check_checkpoint_backbone, checkpoint_metadata, load_learner,
                                    read_checkpoint)
 from hmfs.model.learner import HPNLearner
@@ -29,12 +29,10 @@ def run_of_path(released_dir: Path, path: Path) -> Run:
     if len(parts) != 5:
         raise ValueError(f"{path} is not at {released_dir}/{layout}")
     benchmark, backbone, variant, fold, _ = parts
-    masking, _, rest = variant.partition("_")
-    folds = [NO_FOLD] if benchmark not in FOLDED else [f"fold{k}" for k in range(4)]
-    if (benchmark not in ("pascal", "coco", "fss") or backbone not in BACKBONES or masking not in ("fm", "im", "hm")
-            or rest not in ("", "aug") or fold not in folds):
-        raise ValueError(f"{path}: folder names must follow {layout} (benchmark pascal|coco|fss, backbone "
-                         f"{'|'.join(BACKBONES)}, variant fm|im|hm[_aug], fold {'|'.join(folds)})")
+    folds = [NO_FOLD] if benchmark not in FOLDED else [name for name in fold_names() if name != NO_FOLD]
+    if benchmark not in BENCHMARKS or backbone not in BACKBONES or variant not in VARIANTS or fold not in folds:
+        raise ValueError(f"{path}: folder names must follow {layout} (benchmark {'|'.join(BENCHMARKS)}, backbone "
+                         f"{'|'.join(BACKBONES)}, variant {'|'.join(VARIANTS)}, fold {'|'.join(folds)})")
     return Run(benchmark, backbone, variant, fold, "released")
 
 
@@ -100,7 +98,7 @@ def run_check(args: argparse.Namespace) -> int:
         atomic_write_json(args.out, result)
     if not result["files"] and not result["missing"]:
         raise ValueError(f"no {RELEASED_NAME} files below {args.dir} (layout: <benchmark>/<backbone>/<variant>/<fold>/"
-                         f"{RELEASED_NAME}); see the README, 'Tables from the released weights'")
+                         f"{RELEASED_NAME}); see docs/released-weights.md")
     if not result["ok"]:
         raise ValueError(f"{args.dir}: {sum(bool(r['problems']) for r in result['files'])} file(s) with problems, "
                          f"{len(result['missing'])} missing (listed above)")

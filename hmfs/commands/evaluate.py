@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from hmfs.data import PASCAL_CLASSES, build_dataset
 from hmfs.engine import evaluate_episodes
 from hmfs.metrics import IoUAccumulator
-from hmfs.cli import add_common_model_args, resolve_splits_dir
+from hmfs.options import add_common_model_args, resolve_splits_dir
 from hmfs.model import HSNet, load_hsnet_checkpoint
 from hmfs.model.checkpoint import backbone_state_dict, check_checkpoint_backbone, checkpoint_metadata, read_checkpoint
 from hmfs.runtime import atomic_write_bytes, atomic_write_json, environment, resolve_device, sha256_file

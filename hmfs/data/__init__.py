@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from hmfs.data.splits import PASCAL_CLASSES, packaged_splits_dir
+from hmfs.names import BENCHMARKS
 
 if TYPE_CHECKING:
     from hmfs.data.episodes import EpisodeDataset
 
-BENCHMARKS = ("pascal", "coco", "fss")
 _CLASSES = {"CocoEpisodes": "hmfs.data.coco", "Episode": "hmfs.data.episodes", "EpisodeDataset": "hmfs.data.episodes",
             "FssEpisodes": "hmfs.data.fss", "PascalEpisodes": "hmfs.data.pascal"}
 _DATASETS = {"pascal": "PascalEpisodes", "coco": "CocoEpisodes", "fss": "FssEpisodes"}

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
 import json
-import logging
 import pickle
 import re
 from pathlib import Path
@@ -14,7 +12,6 @@ from typing import Any
 
 from hmfs.runtime import atomic_write_bytes
 
-log = logging.getLogger(__name__)
 
 BENCHMARK_FOLDS = {"pascal": 4, "coco": 4, "fss": 1}
 PASCAL_NCLASS = 20
@@ -259,21 +256,3 @@ def convert_splits(hsnet_splits: Path, out_dir: Path, compress_coco: bool = Fals
         atomic_write_bytes(out_dir / relative, normalised_list_bytes(read_list_file(source(relative))))
         written.append(out_dir / relative)
     return written
-
-
-def run_convert_splits(args: argparse.Namespace) -> int:
-    files = convert_splits(Path(args.hsnet_splits), Path(args.out), compress_coco=args.gzip)
-    log.info("wrote %d split files under %s", len(files), Path(args.out))
-    return 0
-
-
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "convert-splits",
-        help="convert HSNet's split lists (COCO pickles read safely) into the SPLITS tree",
-        description=convert_splits.__doc__,
-    )
-    parser.add_argument("--hsnet-splits", required=True, type=Path, help="HSNet's data/splits folder")
-    parser.add_argument("--out", required=True, type=Path, help="SPLITS folder to write")
-    parser.add_argument("--gzip", action="store_true", help="write COCO lists as fold{k}.json.gz")
-    parser.set_defaults(func=run_convert_splits)

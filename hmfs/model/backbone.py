@@ -11,6 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
+
 log = logging.getLogger(__name__)
 
 # Blocks per stage (layer1..layer4) of each supported torchvision ResNet.

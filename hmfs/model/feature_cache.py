@@ -8,7 +8,7 @@ from typing import Hashable, Sequence
 import torch
 
 from hmfs.model.hsnet import HSNet
-from hmfs.model.masking import feature_masking, hybrid_masking, input_masking
+from hmfs.model.masking import get_masking, input_masking
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class FeatureCache:
     stored at the first use and read afterwards. Each image is run through the backbone alone
     (batch of one), so a stored map does not depend on which images shared its batch: a resumed run,
     whose cache starts empty, computes exactly what the uninterrupted one did. Only valid for
-    datasets without augmentation (the caller's duty: `hmfs.commands.train` uses it for validation always
+    datasets without augmentation (the caller's duty: `hmfs.training.loop` uses it for validation always
     and for training only without `--augment`). Beyond `max_bytes` of stored maps, further images are
     computed and not kept.
     """
@@ -73,17 +73,14 @@ class FeatureCache:
         support_img (B, 3, H, W), support_mask (B, H, W) in {0, 1}; names[b], class_ids[b]: the
         support image b and the class its mask shows.
         """
-        masking = self.model.masking
+        strategy = get_masking(self.model.masking)
         mask = support_mask.float()
         plain_keys = [("image", name) for name in names]
         masked_keys = [("input_masked", name, int(c)) for name, c in zip(names, class_ids)]
         with torch.no_grad():
-            if masking == "fm":
-                return feature_masking(self.extract(support_img, plain_keys), mask)
-            masked = self.extract(input_masking(support_img, mask), masked_keys)
-            if masking == "im":
-                return masked
-            return hybrid_masking(feature_masking(self.extract(support_img, plain_keys), mask), masked)
+            masked = self.extract(input_masking(support_img, mask), masked_keys) if strategy.masked_input else None
+            plain = self.extract(support_img, plain_keys) if strategy.plain else None
+            return strategy.combine(plain, masked, mask)
 
     def forward(self, batch: dict) -> torch.Tensor:
         """1-shot logits (B, 2, H, W) of an episode batch (HSNet's keys), on support 0, as `HSNet.forward`."""

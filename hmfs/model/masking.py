@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
-MASKINGS = ("fm", "im", "hm")
-MASKING_NAMES = {"fm": "feature_masking", "im": "input_masking", "hm": "hybrid_masking"}
+from hmfs.names import MASKINGS  # noqa: F401 (the names; the registry below defines each)
 
-
-def check_masking_name(name: str) -> None:
-    if name not in MASKINGS:
-        raise ValueError(
-            f"unknown masking {name!r}; accepted: "
-            + ", ".join(f"{k} ({v})" for k, v in MASKING_NAMES.items())
-        )
+Maps = list[torch.Tensor]  # one (B, C, h, w) backbone map per feature block
 
 
 def feature_masking(features: list[torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
@@ -46,6 +40,43 @@ def hybrid_masking(fm_features: list[torch.Tensor], im_features: list[torch.Tens
     return [torch.where(fm > 0, fm, im) for fm, im in zip(fm_features, im_features)]
 
 
+@dataclass(frozen=True)
+class Masking:
+    """One support-masking strategy: which backbone maps it needs and how it combines them.
+
+    `plain`: needs the maps of the plain support image; `masked_input`: the maps of the
+    input-masked support image. `combine(plain_maps, masked_maps, mask)` -> the masked support
+    maps, each (B, C, h, w); mask (B, H, W) in {0, 1}; a map list it does not need is None.
+    """
+
+    name: str  # as in hmfs.names.MASKINGS
+    long_name: str  # the paper's
+    plain: bool
+    masked_input: bool
+    combine: Callable[[Optional[Maps], Optional[Maps], torch.Tensor], Maps]
+
+
+# The one registry of maskings, used by HSNet and by the training's feature cache alike.
+MASKING_REGISTRY = {m.name: m for m in (
+    Masking("fm", "feature_masking", True, False, lambda plain, masked, mask: feature_masking(plain, mask)),
+    Masking("im", "input_masking", False, True, lambda plain, masked, mask: masked),
+    Masking("hm", "hybrid_masking", True, True,
+            lambda plain, masked, mask: hybrid_masking(feature_masking(plain, mask), masked)),
+)}
+
+
+def get_masking(name: str) -> Masking:
+    """The strategy named `name` ("fm", "im" or "hm"); ValueError naming the accepted ones."""
+    if name not in MASKING_REGISTRY:
+        raise ValueError(f"unknown masking {name!r}; accepted: "
+                         + ", ".join(f"{m.name} ({m.long_name})" for m in MASKING_REGISTRY.values()))
+    return MASKING_REGISTRY[name]
+
+
+def check_masking_name(name: str) -> None:
+    get_masking(name)
+
+
 def masked_support_features(
     masking: str,
     extract: Callable[[torch.Tensor], list[torch.Tensor]],
@@ -55,15 +86,17 @@ def masked_support_features(
     """Support features under `masking` ("fm", "im" or "hm").
 
     extract: image (B, 3, H, W) -> feature maps; support_img (B, 3, H, W); support_mask (B, H, W)
-    in {0, 1}. HM runs the backbone on the plain and on the masked image in one batch of 2B.
+    in {0, 1}. A masking that needs both maps (HM) runs the backbone on the plain and on the
+    masked image in one batch of 2B.
     """
-    check_masking_name(masking)
-    if masking == "fm":
-        return feature_masking(extract(support_img), support_mask)
-    if masking == "im":
-        return extract(input_masking(support_img, support_mask))
-    batch = support_img.shape[0]
-    both = extract(torch.cat([support_img, input_masking(support_img, support_mask)]))
-    plain = [f[:batch] for f in both]
-    masked_input = [f[batch:] for f in both]
-    return hybrid_masking(feature_masking(plain, support_mask), masked_input)
+    strategy = get_masking(masking)
+    plain = masked = None
+    if strategy.plain and strategy.masked_input:
+        batch = support_img.shape[0]
+        both = extract(torch.cat([support_img, input_masking(support_img, support_mask)]))
+        plain, masked = [f[:batch] for f in both], [f[batch:] for f in both]
+    elif strategy.plain:
+        plain = extract(support_img)
+    else:
+        masked = extract(input_masking(support_img, support_mask))
+    return strategy.combine(plain, masked, support_mask)

@@ -134,7 +134,8 @@ def bootstrap_flags(config: dict[str, Any]) -> list[str]:
 
 def table_flags(config: dict[str, Any], table: str, published: str) -> list[str]:
     spec = config["tables"][table]
-    flags = ["--table", table, "--results", config["output_dir"], "--benchmark", spec["benchmark"],
+    # The evaluation files come from the rule's input list (`--evaluations {input.evaluations}`), not from here.
+    flags = ["--table", table, "--require-all", "--benchmark", spec["benchmark"],
              "--backbones", *config["backbones"], "--folds", *map(str, config["folds"]),
              "--shots", *map(str, config["evaluate"]["shots"]),
              "--seeds", *map(str, table_seeds(config, table)), *bootstrap_flags(config),
@@ -151,8 +152,9 @@ def table_flags(config: dict[str, Any], table: str, published: str) -> list[str]
 
 
 def claims_flags(config: dict[str, Any], published: str, claims_file: str) -> list[str]:
-    """`python -m hmfs claims`: every table's rows and seeds, the paper's numbers, the bootstrap."""
-    flags = ["--results", config["output_dir"], "--claims", claims_file, "--published", published,
+    """`python -m hmfs claims`: every table's rows and seeds, the paper's numbers, the bootstrap (the files it
+    reads come from the rule's input list: `--evaluations {input.evaluations} --histories {input.histories}`)."""
+    flags = ["--require-all", "--claims", claims_file, "--published", published,
              "--backbones", *config["backbones"], "--folds", *map(str, config["folds"]),
              "--shots", *map(str, config["evaluate"]["shots"]), *bootstrap_flags(config)]
     for table, spec in config["tables"].items():
@@ -184,11 +186,11 @@ def figure_flags(config: dict[str, Any], figure: str) -> list[str]:
         return [command, "--benchmark", spec["benchmark"], "--out", figure_paths(config)[figure],
                 *_test_episode_flags(config, spec), "--episode", str(spec["episode"]),
                 "--backbone-weights", weights_path(config, config["backbones"][0]), "--layers", *spec["layers"]]
-    flags = [command, "--results", config["output_dir"], "--benchmark", spec["benchmark"],
+    flags = [command, "--benchmark", spec["benchmark"],
              "--variants", *[f"{label}={variant}" for label, variant in spec["variants"].items()],
              "--out", figure_paths(config)[figure]]
-    if figure in EPISODE_FIGURES:
-        flags += _test_episode_flags(config, spec) + ["--episodes", str(spec["episodes"])]
+    if figure in EPISODE_FIGURES:  # the prediction files below --results; convergence and runtime get their rule's inputs
+        flags += ["--results", config["output_dir"], *_test_episode_flags(config, spec), "--episodes", str(spec["episodes"])]
     else:
         flags += ["--backbones", *config["backbones"], "--folds", *map(str, config["folds"])]
     if figure == "runtime":

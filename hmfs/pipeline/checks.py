@@ -16,7 +16,7 @@ def check_released_files(config: dict[str, Any]) -> None:
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} of {len(runs)} released checkpoints are missing (layout: <released.dir>/<benchmark>/"
-            "<backbone>/<variant>/<fold>/best_model.pt; README 'Tables from the released weights'):\n"
+            "<backbone>/<variant>/<fold>/best_model.pt; docs/released-weights.md):\n"
             + "\n".join(missing)
             + "\nDownload them from the folders named, put each file at its path, and check the folder with "
             f"`python -m hmfs check-released --dir {config['released']['dir']}`; or set those rows' source to trained.")

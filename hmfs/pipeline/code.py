@@ -23,7 +23,7 @@ def module_file(module: str, root: Path = PACKAGE_ROOT) -> Path | None:
     return None
 
 
-def _imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path) -> set[str]:
     """The hmfs modules one file imports, anywhere in it (lazy imports inside functions too)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
@@ -52,5 +52,5 @@ def code_files(*modules: str, root: Path = PACKAGE_ROOT) -> list[str]:
             continue  # a name imported from a module, not a module
         seen[module] = path
         parent = module.rpartition(".")[0]
-        todo += [*_imported_modules(path), *([parent] if parent and "." in parent else [])]
+        todo += [*imported_modules(path), *([parent] if parent and "." in parent else [])]
     return sorted(str(path) for path in set(seen.values()))

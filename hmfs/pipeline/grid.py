@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,14 @@ def table4_class_names(fold: str) -> list[str]:
     if fold == NO_FOLD or index not in TABLE4_PASCAL_CLASSES:
         raise ValueError(f"Table 4 has folds fold0-fold3, not {fold!r}")
     return list(TABLE4_PASCAL_CLASSES[index])
+
+
+# A run's folder and an evaluation's file stem, as templates: formatted with a run's fields they give
+# its path; left as they are they are the workflow rules' wildcard patterns (workflow/*.smk).
+TRAINED_KEY = "{benchmark}/{backbone}/{variant}/{fold}/seed{seed}"
+RELEASED_KEY = "released/{benchmark}/{backbone}/{variant}/{fold}"
+EVALUATION_NAME = "eval_{shot}shot"  # on the run's own benchmark
+CROSS_DOMAIN_NAME = "eval_on_{test_benchmark}_{shot}shot"  # Table 4: trained on COCO-20i, tested on PASCAL-5i
 
 
 @dataclass(frozen=True, order=True)
@@ -49,9 +58,7 @@ class Run:
         """The run's folder below the results folder: benchmark/backbone/variant/fold/seed<k> for a
         trained run (every training seed its own folder), released/benchmark/backbone/variant/fold
         for a released checkpoint."""
-        if self.origin == "released":
-            return f"released/{self.benchmark}/{self.backbone}/{self.variant}/{self.fold}"
-        return f"{self.benchmark}/{self.backbone}/{self.variant}/{self.fold}/seed{self.seed}"
+        return (RELEASED_KEY if self.origin == "released" else TRAINED_KEY).format(**dataclasses.asdict(self))
 
 
 def parse_run_key(key: str) -> Run:
@@ -77,9 +84,8 @@ class Evaluation:
     @property
     def name(self) -> str:
         """File stem: eval_<k>shot for the run's own benchmark, eval_on_<benchmark>_<k>shot across domains."""
-        if self.test_benchmark == self.run.benchmark:
-            return f"eval_{self.shot}shot"
-        return f"eval_on_{self.test_benchmark}_{self.shot}shot"
+        name = EVALUATION_NAME if self.test_benchmark == self.run.benchmark else CROSS_DOMAIN_NAME
+        return name.format(shot=self.shot, test_benchmark=self.test_benchmark)
 
 
 def run_folds(benchmark: str, folds: list[int]) -> list[str]:

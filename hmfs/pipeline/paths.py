@@ -7,11 +7,15 @@ from typing import Any
 from hmfs.pipeline.grid import Evaluation, Run
 from hmfs.pipeline.released import released_checkpoint_path
 
+# What a training writes into its run folder (hmfs.training.loop), by the training rule's output names.
+TRAINING_FILES = {"best": "best.pt", "last": "last.pt", "history": "history.jsonl", "summary": "train_summary.json"}
+
+
 def checkpoint_path(config: dict[str, Any], run: Run) -> str:
     """The checkpoint a run's evaluations read: best.pt of a training, or the released file."""
     if run.origin == "released":
         return released_checkpoint_path(config["released"]["dir"], run)
-    return f"{run_dir(config['output_dir'], run)}/best.pt"
+    return f"{run_dir(config['output_dir'], run)}/{TRAINING_FILES['best']}"
 
 
 def run_dir(out: str, run: Run) -> str:

@@ -1,15 +1,14 @@
-"""The claims table's text: CSV, Markdown, LaTeX, HTML and JSON of checked claims (`hmfs.report.claims.Result`)."""
+"""The claims table: its row (`Result`, one checked claim) and its text as CSV, Markdown, LaTeX, HTML and JSON."""
 
 from __future__ import annotations
 
 import html
 import json
 import math
-from dataclasses import asdict
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
-if TYPE_CHECKING:
-    from hmfs.report.claims import Result
+from hmfs.report.table_specs import table_spec
 
 NOT_EVALUATED = "not evaluated"
 RULE = ("Verdict rule (b against a, on the interval of the reproduced value): supported: the interval excludes no "
@@ -17,6 +16,34 @@ RULE = ("Verdict rule (b against a, on the interval of the reproduced value): su
         "no difference on the other side; inconclusive: it covers no difference. A claim of parity ('on par', the paper "
         "printing equal numbers) is supported when the interval lies within ±margin, contradicted when it excludes no "
         "difference, inconclusive otherwise. 'paper inside' says whether the interval covers the paper's own value.")
+
+
+@dataclass
+class Result:
+    """One row of the claims table: a claim for one backbone, shot and evidence (trained / released)."""
+
+    claim: str
+    statement: str
+    kind: str
+    table: str
+    a: str
+    b: str
+    backbone: str
+    shot: int | None
+    evidence: str  # trained | released
+    expect: str
+    measure: str  # small_targets: smallest_third | smallest_minus_largest; else empty
+    unit: str
+    paper: float | None
+    margin: float | None = None  # a parity claim's margin (expect: equal)
+    point: float | None = None
+    low: float | None = None
+    high: float | None = None
+    interval: str = ""
+    paper_inside: bool | None = None
+    verdict: str = NOT_EVALUATED
+    runs: int = 0
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 def _number(value: float | None, unit: str, signed: bool = True) -> str:
@@ -28,7 +55,7 @@ def _number(value: float | None, unit: str, signed: bool = True) -> str:
 
 
 def _comparison(result: Result) -> str:
-    table = f"Table {result.table[-1]}"
+    table = table_spec(result.table).label
     if result.kind == "convergence":
         return f"{table} runs: {result.b} vs {result.a}, convergence speed-up (x)"
     if result.kind == "runtime":

@@ -1,48 +1,91 @@
-"""`python -m hmfs figures`: Figs. 4-7 and a runtime plot, drawn from result files (Fig. 6: weights and data) only."""
+"""Fig. 7 (convergence, with its band over training seeds) and the runtime plot, drawn from the result files handed in."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 
-from hmfs.report.figures_episodes import plot_qualitative, plot_small_targets, plot_feature_maps
+from hmfs.names import MASKINGS
 from hmfs.pipeline.grid import Evaluation, Run, run_folds
-from hmfs.pipeline.paths import evaluation_path
-from hmfs.report.plotting import COLOURS, labelled_variants, plt, read_history, save_figure
-from hmfs.report.forest import seed_band
+from hmfs.report.inputs import ResultFiles
+from hmfs.report.plotting import colour_of, labelled_variants, plt, read_history, save_figure
 
-log = logging.getLogger(__name__)
+DRAWN_SEED = 0  # the training seed whose runs the figures draw (every table trains it; hmfs.pipeline.checks)
 
 
-def plot_convergence(results: Path, benchmark: str, backbones: list[str], folds: list[int],
+def _drawn(run: Run, benchmark: str, backbones: list[str], folds: list[str], labelled: list[tuple[str, str]]) -> bool:
+    """Whether a figure of `benchmark`, backbones x variants x folds, draws from `run` (a trained one)."""
+    return (run.origin == "trained" and run.benchmark == benchmark and run.backbone in backbones and run.fold in folds
+            and any(run.variant == variant for _, variant in labelled))
+
+
+def _owner(figure: str, benchmark: str, backbones: list[str], folds: list[str], labelled: list[tuple[str, str]]) -> str:
+    return (f"{figure} ({benchmark}; backbones {', '.join(backbones)}; variants {', '.join(v for _, v in labelled)}; "
+            f"folds {', '.join(folds)})")
+
+
+def _histories_by_fold(files: ResultFiles, benchmark: str, backbone: str, variant: str,
+                       folds: list[str]) -> list[dict[int, Path]]:
+    """Per fold, training seed -> the history.jsonl handed in for that run."""
+    return [{run.seed: path for run, path in files.histories.items()
+             if (run.benchmark, run.backbone, run.variant, run.fold) == (benchmark, backbone, variant, fold)}
+            for fold in folds]
+
+
+def seed_band(ax, per_fold: list[dict[int, Path]], backbone: str, variant: str, colour: str) -> dict:
+    """Fig. 7's spread over training seeds, drawn on `ax` when a run has two or more.
+
+    per_fold: each fold's histories by training seed. For every seed with a history in every fold,
+    the validation mIoU per epoch averaged over the folds; fills the band between the lowest and the
+    highest of those curves (epochs all seeds reached). Returns {"<backbone>/<variant>/seeds": numbers
+    drawn} for a figure's summary, {} for one seed.
+    """
+    seeds = sorted(set.intersection(*(set(found) for found in per_fold))) if per_fold else []
+    if len(seeds) < 2:
+        return {}
+    curves = []
+    for seed in seeds:
+        folds_curves = [[h["val_miou"] for h in read_history(found[seed])] for found in per_fold]
+        length = min(len(c) for c in folds_curves)
+        curves.append(np.mean([c[:length] for c in folds_curves], axis=0))
+    length = min(len(c) for c in curves)
+    stacked = np.stack([c[:length] for c in curves])  # (S, epochs)
+    epochs = np.arange(1, length + 1)
+    ax.fill_between(epochs, stacked.min(axis=0), stacked.max(axis=0), color=colour, alpha=0.18, linewidth=0,
+                    label=f"{variant}: range over {len(seeds)} training seeds")
+    return {f"{backbone}/{variant}/seeds": {"seeds": seeds, "epochs": length, "mean": stacked.mean(axis=0).tolist(),
+                                            "low": stacked.min(axis=0).tolist(), "high": stacked.max(axis=0).tolist()}}
+
+
+def plot_convergence(files: ResultFiles, benchmark: str, backbones: list[str], folds: list[int],
                      variants: list[str], out: Path) -> dict:
-    """Fig. 7: validation mIoU per epoch (mean over folds, thin lines per fold), one panel per backbone."""
+    """Fig. 7: validation mIoU per epoch (mean over folds, thin lines per fold), one panel per backbone;
+    the band over training seeds where the histories handed in hold several."""
+    labelled, fold_names = labelled_variants(variants), run_folds(benchmark, folds)
+    files.refuse_extra(lambda evaluation: False, _owner("Fig. 7", benchmark, backbones, fold_names, labelled),
+                       lambda run: _drawn(run, benchmark, backbones, fold_names, labelled))
     fig, axes = plt.subplots(1, len(backbones), figsize=(4.2 * len(backbones), 3.2), squeeze=False)
     summary = {}
     for ax, backbone in zip(axes[0], backbones):
-        for label, variant in labelled_variants(variants):
-            masking = variant.split("_")[0]
-            summary.update(seed_band(ax, results, benchmark, backbone, variant, run_folds(benchmark, folds),
-                                     COLOURS.get(masking, "k")))
+        for label, variant in labelled:
+            per_fold = _histories_by_fold(files, benchmark, backbone, variant, fold_names)
+            summary.update(seed_band(ax, per_fold, backbone, variant, colour_of(variant)))
             curves = []
-            for fold in run_folds(benchmark, folds):
-                path = results / Run(benchmark, backbone, variant, fold).key / "history.jsonl"
-                if not path.is_file():
+            for found in per_fold:
+                if DRAWN_SEED not in found:
                     continue
-                history = read_history(path)
+                history = read_history(found[DRAWN_SEED])
                 epochs = [h["epoch"] + 1 for h in history]
                 curve = [h["val_miou"] for h in history]
-                ax.plot(epochs, curve, color=COLOURS.get(masking, "k"), alpha=0.25, linewidth=0.8)
+                ax.plot(epochs, curve, color=colour_of(variant), alpha=0.25, linewidth=0.8)
                 curves.append(curve)
             if not curves:
                 continue
             length = min(len(c) for c in curves)
             mean = np.mean([c[:length] for c in curves], axis=0)
-            ax.plot(range(1, length + 1), mean, color=COLOURS.get(masking, "k"), linewidth=2,
+            ax.plot(range(1, length + 1), mean, color=colour_of(variant), linewidth=2,
                     label=f"{label} (mean of {len(curves)} folds)" if len(curves) > 1 else f"{label} (one fold)")
             best = int(np.argmax(mean))
             summary[f"{backbone}/{variant}"] = {"folds": len(curves), "epochs": length,
@@ -57,37 +100,42 @@ def plot_convergence(results: Path, benchmark: str, backbones: list[str], folds:
     return summary
 
 
-def plot_runtime(results: Path, benchmark: str, backbones: list[str], folds: list[int], variants: list[str],
+def plot_runtime(files: ResultFiles, benchmark: str, backbones: list[str], folds: list[int], variants: list[str],
                  shots: list[int], out: Path, claimed_overhead: float | None) -> dict:
     """Median ms per test episode by masking (from the evaluation timings), per backbone and shot."""
+    labelled, fold_names = labelled_variants(variants), run_folds(benchmark, folds)
+    files.refuse_extra(lambda e: _drawn(e.run, benchmark, backbones, fold_names, labelled) and e.run.seed == DRAWN_SEED
+                       and e.test_benchmark == benchmark and e.shot in shots,
+                       _owner("the runtime plot", benchmark, backbones, fold_names, labelled) + f", training seed "
+                       f"{DRAWN_SEED}, shots {', '.join(map(str, shots))}")
     fig, axes = plt.subplots(1, len(backbones), figsize=(4.2 * len(backbones), 3.2), squeeze=False)
     summary = {}
-    labelled = labelled_variants(variants)
+    baseline, hybrid = MASKINGS[0], MASKINGS[-1]  # FM (HSNet) and HM (the paper's): the overhead in the title
     for ax, backbone in zip(axes[0], backbones):
         width = 0.8 / max(1, len(labelled))
         for i, (label, variant) in enumerate(labelled):
             heights = []
             for shot in shots:
                 times = []
-                for fold in run_folds(benchmark, folds):
-                    run = Run(benchmark, backbone, variant, fold)
-                    path = Path(evaluation_path(str(results), Evaluation(run, shot, benchmark)))
-                    if path.is_file():
+                for fold in fold_names:
+                    run = Run(benchmark, backbone, variant, fold, seed=DRAWN_SEED)
+                    path = files.evaluations.get(Evaluation(run, shot, benchmark))
+                    if path is not None:
                         times.append(json.loads(path.read_text())["timings"]["ms_per_episode"])
                 heights.append(float(np.median(times)) if times else np.nan)
                 summary[f"{backbone}/{variant}/{shot}shot"] = heights[-1]
             xs = np.arange(len(shots)) + (i - (len(labelled) - 1) / 2) * width
-            ax.bar(xs, heights, width, label=label, color=COLOURS.get(variant.split("_")[0], "grey"))
+            ax.bar(xs, heights, width, label=label, color=colour_of(variant))
             for x, h in zip(xs, heights):
                 if np.isfinite(h):
                     ax.text(x, h, f"{h:.0f}", ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(shots)), [f"{s}-shot" for s in shots])
         ax.set_ylabel("ms per episode (median over folds)")
-        base = summary.get(f"{backbone}/fm/1shot")
-        hybrid = summary.get(f"{backbone}/hm/1shot")
+        base = summary.get(f"{backbone}/{baseline}/1shot")
+        other = summary.get(f"{backbone}/{hybrid}/1shot")
         title = f"{benchmark} {backbone}"
-        if base and hybrid and np.isfinite(base) and np.isfinite(hybrid):
-            title += f"\n1-shot HM vs FM: {100 * (hybrid / base - 1):+.0f}%"
+        if base and other and np.isfinite(base) and np.isfinite(other):
+            title += f"\n1-shot {hybrid.upper()} vs {baseline.upper()}: {100 * (other / base - 1):+.0f}%"
             if claimed_overhead is not None:
                 title += f" (paper: +{100 * claimed_overhead:.0f}%)"
         ax.set_title(title, fontsize=9)
@@ -95,78 +143,3 @@ def plot_runtime(results: Path, benchmark: str, backbones: list[str], folds: lis
         ax.grid(axis="y", alpha=0.3)
     save_figure(fig, out)
     return summary
-
-
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("figures", help="draw the paper's figures from result files (no training)",
-                                   description=__doc__)
-    figures = parser.add_subparsers(dest="figure", required=True, metavar="FIGURE")
-
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--results", required=True, type=Path, help="results folder holding <benchmark>/<backbone>/...")
-        sub.add_argument("--benchmark", required=True, choices=["pascal", "coco", "fss"])
-        sub.add_argument("--variants", required=True, nargs="+", help="LABEL=VARIANT, e.g. HSNet=fm HMFS=hm")
-        sub.add_argument("--out", required=True, type=Path, help="PNG file; a .json of the plotted numbers goes beside it")
-
-    convergence = figures.add_parser("convergence", help="Fig. 7: validation mIoU per epoch")
-    common(convergence)
-    convergence.add_argument("--backbones", required=True, nargs="+")
-    convergence.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3])
-    convergence.set_defaults(func=lambda a: _write_summary(a.out, plot_convergence(
-        a.results, a.benchmark, a.backbones, a.folds, a.variants, a.out)))
-
-    runtime = figures.add_parser("runtime", help="ms per test episode by masking")
-    common(runtime)
-    runtime.add_argument("--backbones", required=True, nargs="+")
-    runtime.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3])
-    runtime.add_argument("--shots", type=int, nargs="+", default=[1, 5])
-    runtime.add_argument("--claimed-overhead", type=float, default=None, help="the paper's HM overhead (0.40)")
-    runtime.set_defaults(func=lambda a: _write_summary(a.out, plot_runtime(
-        a.results, a.benchmark, a.backbones, a.folds, a.variants, a.shots, a.out, a.claimed_overhead)))
-
-    def episodes(sub: argparse.ArgumentParser, rows: str) -> None:
-        """The test episodes of one fold, as the evaluation drew them (same seed, length and size)."""
-        sub.add_argument("--backbone", required=True)
-        sub.add_argument("--fold", type=int, default=0)
-        sub.add_argument("--data-root", required=True, type=Path)
-        sub.add_argument("--splits-dir", type=Path, default=None)
-        sub.add_argument("--img-size", type=int, required=True)
-        sub.add_argument("--seed", type=int, default=0, help="the evaluation's episode seed")
-        sub.add_argument("--evaluation-episodes", type=int, default=None,
-                         help="the evaluation's --episodes (default: the split's natural length)")
-        if rows:
-            sub.add_argument("--episodes", type=int, default=4, help=rows)
-
-    qualitative = figures.add_parser("qualitative", help="Fig. 5 style: the same episodes under each masking")
-    common(qualitative)
-    episodes(qualitative, "rows: the first N episodes kept by every variant")
-    qualitative.set_defaults(func=lambda a: _write_summary(a.out, plot_qualitative(
-        a.results, a.benchmark, a.backbone, a.fold, a.variants, a.data_root, a.splits_dir, a.img_size, a.seed,
-        a.episodes, a.out, a.evaluation_episodes)))
-
-    small = figures.add_parser("small-targets", help="Fig. 4: predictions on the test episodes with the smallest targets")
-    common(small)
-    episodes(small, "rows: the N smallest targets (the files keep evaluate --num-smallest-predictions)")
-    small.set_defaults(func=lambda a: _write_summary(a.out, plot_small_targets(
-        a.results, a.benchmark, a.backbone, a.fold, a.variants, a.data_root, a.splits_dir, a.img_size, a.seed,
-        a.episodes, a.out, a.evaluation_episodes)))
-
-    maps = figures.add_parser("feature-maps", help="Fig. 6: first channel of the FM and IM support feature maps")
-    maps.add_argument("--benchmark", required=True, choices=["pascal", "coco", "fss"])
-    maps.add_argument("--out", required=True, type=Path, help="PNG file; a .json of the plotted numbers goes beside it")
-    episodes(maps, "")
-    maps.add_argument("--backbone-weights", required=True, type=Path, help="the frozen backbone's weights file")
-    maps.add_argument("--episode", type=int, default=0, help="show support 0 of this 1-shot test episode")
-    maps.add_argument("--layers", nargs="+", default=["layer34", "layer50"],
-                      help="the paper's ResNet-50 layer names (weighted layers counted from conv1 = 1; fc = layer50)")
-    maps.set_defaults(func=lambda a: _write_summary(a.out, plot_feature_maps(
-        a.benchmark, a.backbone, a.backbone_weights, a.fold, a.data_root, a.splits_dir, a.img_size, a.seed,
-        a.episode, a.layers, a.out, a.evaluation_episodes)))
-
-
-def _write_summary(out: Path, summary: dict) -> int:
-    from hmfs.runtime import atomic_write_json
-
-    atomic_write_json(out.with_suffix(".json"), summary)
-    log.info("wrote %s", out)
-    return 0

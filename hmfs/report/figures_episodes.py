@@ -45,7 +45,7 @@ def _load_predictions(results: Path, benchmark: str, backbone: str, fold: int, l
 def _test_dataset(benchmark: str, data_root: Path, splits_dir: Path | None, fold: int, img_size: int, seed: int,
                   evaluation_episodes: int | None):
     """The 1-shot evaluation's test episodes (same seed and length: the same episodes)."""
-    from hmfs.cli import resolve_splits_dir
+    from hmfs.options import resolve_splits_dir
     from hmfs.data import build_dataset
 
     return build_dataset(benchmark, data_root, resolve_splits_dir(splits_dir), fold, "test" if benchmark == "fss" else "val",

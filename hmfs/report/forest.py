@@ -1,21 +1,12 @@
-"""`python -m hmfs forest`: the claims' forest plot (the report's summary figure), and Fig. 7's band over training seeds."""
+"""The claims' forest plot, the report's summary figure: every claim's reproduced value and interval, from the claims table's JSON."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only, no display; set before pyplot is imported
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from hmfs.report.plotting import save_figure  # noqa: E402
-
-log = logging.getLogger(__name__)
+from hmfs.report.plotting import plt, save_figure  # pyplot on the Agg backend: files only
 
 VERDICT_COLOURS = {"supported": "#1a7f37", "contradicted": "#b42318", "inconclusive": "#777777"}
 PAPER_COLOUR = "#d62728"
@@ -79,54 +70,3 @@ def plot_claims_forest(numbers: dict, out: Path) -> dict:
     fig.suptitle(numbers.get("title", "Claims"), fontsize=10)
     save_figure(fig, out)
     return {"rows": drawn}
-
-
-def seed_band(ax, results: Path, benchmark: str, backbone: str, variant: str, folds: list[str],
-              colour: str) -> dict:
-    """Fig. 7's spread over training seeds, drawn on `ax` when a run has two or more.
-
-    For every training seed whose history.jsonl exists in every fold (<results>/<benchmark>/
-    <backbone>/<variant>/<fold>/seed<k>/), the validation mIoU per epoch averaged over the folds;
-    fills the band between the lowest and the highest of those curves (epochs all seeds reached).
-    Returns {"<backbone>/<variant>/seeds": numbers drawn} for a figure's summary, {} for one seed.
-    """
-    per_fold = []
-    for fold in folds:
-        folder = Path(results) / benchmark / backbone / variant / fold
-        per_fold.append({int(p.parent.name[len("seed"):]): p for p in folder.glob("seed*/history.jsonl")
-                         if p.parent.name[len("seed"):].isdigit()})
-    seeds = sorted(set.intersection(*(set(found) for found in per_fold))) if per_fold else []
-    if len(seeds) < 2:
-        return {}
-    curves = []
-    for seed in seeds:
-        folds_curves = [[json.loads(line)["val_miou"] for line in found[seed].read_text().splitlines() if line.strip()]
-                        for found in per_fold]
-        length = min(len(c) for c in folds_curves)
-        curves.append(np.mean([c[:length] for c in folds_curves], axis=0))
-    length = min(len(c) for c in curves)
-    stacked = np.stack([c[:length] for c in curves])  # (S, epochs)
-    epochs = np.arange(1, length + 1)
-    ax.fill_between(epochs, stacked.min(axis=0), stacked.max(axis=0), color=colour, alpha=0.18, linewidth=0,
-                    label=f"{variant}: range over {len(seeds)} training seeds")
-    return {f"{backbone}/{variant}/seeds": {"seeds": seeds, "epochs": length, "mean": stacked.mean(axis=0).tolist(),
-                                            "low": stacked.min(axis=0).tolist(), "high": stacked.max(axis=0).tolist()}}
-
-
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("forest", help="the claims' forest plot, from the claims table's JSON",
-                                   description=__doc__)
-    parser.add_argument("--claims", required=True, type=Path, help="claims.json written by `python -m hmfs claims`")
-    parser.add_argument("--out", required=True, type=Path, help="PNG file; a .json of the plotted rows goes beside it")
-
-    def run(args: argparse.Namespace) -> int:
-        from hmfs.runtime import atomic_write_json
-
-        if not args.claims.is_file():
-            raise FileNotFoundError(f"claims numbers not found: {args.claims} (written by `python -m hmfs claims`)")
-        drawn = plot_claims_forest(json.loads(args.claims.read_text()), args.out)
-        atomic_write_json(args.out.with_suffix(".json"), drawn)
-        log.info("wrote %s (%d claims)", args.out, len(drawn["rows"]))
-        return 0
-
-    parser.set_defaults(func=run)

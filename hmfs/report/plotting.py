@@ -11,8 +11,15 @@ matplotlib.use("Agg")  # files only, no display; set before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-COLOURS = {"fm": "#1f77b4", "im": "#2ca02c", "hm": "#d62728"}
+from hmfs.names import parse_variant  # noqa: E402
+
+COLOURS = {"fm": "#1f77b4", "im": "#2ca02c", "hm": "#d62728"}  # one per masking of hmfs.names.MASKINGS
 DPI = 110
+
+
+def colour_of(variant: str) -> str:
+    """The colour of a variant's masking ("hm_aug" -> hybrid masking's)."""
+    return COLOURS[parse_variant(variant)[0]]
 
 
 def labelled_variants(specs: list[str]) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""Bootstrap intervals of evaluation scores: per run, paired (HM - FM), over seeds, by target size."""
+"""Bootstrap intervals of evaluation scores over test episodes: per run, paired (HM - FM), over training seeds (size bins: size_bins.py)."""
 
 from __future__ import annotations
 
@@ -74,20 +74,6 @@ class SeedSummary:
     seeds: int
 
 
-@dataclass(frozen=True)
-class BinDifference:
-    """One target-size bin: fractions in [low_edge, high_edge), the paired episodes in it (foreground
-    union > 0 in both), their mean foreground IoU x 100 under a and b, and b - a with its interval."""
-
-    bin: int
-    low_edge: float
-    high_edge: float
-    episodes: int
-    iou_a: float
-    iou_b: float
-    difference: Estimate
-
-
 def records_from_summary(summary: dict, label: str = "") -> EpisodeRecords:
     """Records from an evaluation dict (`IoUAccumulator.summary()` or its JSON file) with `per_episode`."""
     per = summary.get("per_episode")
@@ -153,7 +139,7 @@ def resample_indices(class_id: np.ndarray, n_resamples: int, seed: int) -> np.nd
     return idx
 
 
-def _resampled_sums(values: np.ndarray, idx: np.ndarray, starts: np.ndarray | None) -> np.ndarray:
+def resampled_sums(values: np.ndarray, idx: np.ndarray, starts: np.ndarray | None) -> np.ndarray:
     """values (N, F) summed over each row of idx (R, N): (R, K, F) per column block at starts, else (R, F)."""
     rows = max(1, _CHUNK_ELEMENTS // (idx.shape[1] * values.shape[1]))
     out = []
@@ -169,7 +155,7 @@ def _scores(intersection: np.ndarray, union: np.ndarray, class_id: np.ndarray, c
     (N,); idx None: every episode once (R = 1). Sums stay int64, so equal draws give equal scores."""
     order, starts, block_class = _strata(np.asarray(class_id))
     counts = np.concatenate([intersection, union], axis=1).astype(np.int64)  # (N, 4)
-    sums = _resampled_sums(counts, order[None] if idx is None else idx, starts)  # (R, K, 4), K classes present
+    sums = resampled_sums(counts, order[None] if idx is None else idx, starts)  # (R, K, 4), K classes present
     position = {c: i for i, c in enumerate(class_ids)}
     per_class = np.zeros((len(sums), len(class_ids), 4), dtype=np.int64)
     for block, c in enumerate(block_class):
@@ -186,7 +172,8 @@ def _resampled_scores(records: EpisodeRecords, idx: np.ndarray | None = None) ->
     return _scores(records.intersection, records.union, records.class_id, records.class_ids, idx)
 
 
-def _estimate(point: float, resamples: np.ndarray, confidence: float) -> Estimate:
+def estimate(point: float, resamples: np.ndarray, confidence: float) -> Estimate:
+    """The percentile interval of `resamples` (R,) at `confidence` around `point`."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     tail = (1 - confidence) / 2
@@ -207,7 +194,7 @@ def bootstrap(records: EpisodeRecords, n_resamples: int = DEFAULT_RESAMPLES, see
     """
     miou, fb_iou = _resampled_scores(records, resample_indices(records.class_id, n_resamples, seed))
     point = [float(score[0]) for score in _resampled_scores(records)]
-    return Bootstrap(_estimate(point[0], miou, confidence), _estimate(point[1], fb_iou, confidence), seed,
+    return Bootstrap(estimate(point[0], miou, confidence), estimate(point[1], fb_iou, confidence), seed,
                      confidence, records.label, records.episode, records.class_id)
 
 
@@ -225,7 +212,7 @@ def check_same_episodes(a, b, hint: str = "") -> None:
                              f"position {i} ({getattr(a, field)[i]} vs {getattr(b, field)[i]}){hint}")
 
 
-def _check_paired(a: EpisodeRecords, b: EpisodeRecords) -> None:
+def check_paired(a: EpisodeRecords, b: EpisodeRecords) -> None:
     """ValueError unless a and b scored the same episodes of the same classes, in the same order."""
     check_same_episodes(a, b)
     names = f"{a.label or 'a'} and {b.label or 'b'}"
@@ -240,11 +227,11 @@ def paired_difference(a: EpisodeRecords, b: EpisodeRecords, n_resamples: int = D
     The pairing removes the episode difficulty both share from the interval; a and b must list the
     same episode ids and class ids, element by element (ValueError naming both otherwise).
     """
-    _check_paired(a, b)
+    check_paired(a, b)
     idx = resample_indices(a.class_id, n_resamples, seed)
     scores_a, scores_b = _resampled_scores(a, idx), _resampled_scores(b, idx)
     points_a, points_b = _resampled_scores(a), _resampled_scores(b)
-    estimates = [_estimate(float(points_b[k][0] - points_a[k][0]), scores_b[k] - scores_a[k], confidence)
+    estimates = [estimate(float(points_b[k][0] - points_a[k][0]), scores_b[k] - scores_a[k], confidence)
                  for k in range(2)]
     return Bootstrap(*estimates, seed, confidence, f"{b.label} - {a.label}", a.episode, a.class_id)
 
@@ -277,69 +264,6 @@ def combine_seeds(estimates: Sequence[Bootstrap]) -> SeedSummary:
     for name in ("miou", "fb_iou"):
         resamples = np.stack([getattr(e, name).resamples for e in estimates])  # (S, R)
         points = np.array([getattr(e, name).point for e in estimates])
-        combined.append(_estimate(points.mean(), resamples[draws, rows].mean(axis=1), first.confidence))
+        combined.append(estimate(points.mean(), resamples[draws, rows].mean(axis=1), first.confidence))
         spreads.append(float(points.std(ddof=1)) if len(points) > 1 else float("nan"))
     return SeedSummary(combined[0], combined[1], spreads[0], spreads[1], seeds)
-
-
-def tercile_edges(fractions: np.ndarray) -> np.ndarray:
-    """(2,) float64 edges splitting the finite fractions (N,) into thirds.
-
-    Compute them once from the reference evaluation (FM, the baseline) and pass the same edges
-    for every method compared, so a bin holds the same episodes whichever model is scored.
-    """
-    finite = np.asarray(fractions, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if len(finite) == 0:
-        raise ValueError("no known foreground fractions: the evaluation predates query_fg_fraction")
-    return np.quantile(finite, [1 / 3, 2 / 3])
-
-
-def size_bins(fractions: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """(N,) int64 bin of each fraction (N,): k where edges[k-1] <= f < edges[k] (0 below edges[0],
-    len(edges) at or above the last edge); -1 where the fraction is unknown (NaN)."""
-    fractions = np.asarray(fractions, dtype=np.float64)
-    bins = np.searchsorted(np.asarray(edges, dtype=np.float64), fractions, side="right").astype(np.int64)
-    bins[np.isnan(fractions)] = -1
-    return bins
-
-
-def episode_fg_iou(records: EpisodeRecords) -> np.ndarray:
-    """(N,) float64 foreground IoU of each episode (inter_fg / union_fg), NaN where union_fg is 0."""
-    union = records.union[:, 1].astype(np.float64)
-    return np.divide(records.intersection[:, 1], union, out=np.full(len(union), np.nan), where=union > 0)
-
-
-def paired_bin_difference(a: EpisodeRecords, b: EpisodeRecords, edges: np.ndarray,
-                          n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                          confidence: float = 0.95) -> list[BinDifference]:
-    """Per target-size bin, mean per-episode foreground IoU of b minus a (x 100), paired.
-
-    edges: fixed beforehand (`tercile_edges` of the FM evaluation); bins come from the query
-    foreground fraction, which a and b must share. Episodes with a foreground union of 0 in
-    either evaluation are left out. The interval uses `paired_difference`'s class-stratified
-    resamples (same seed, same indices); each resample's bin mean is over the episodes drawn.
-    """
-    _check_paired(a, b)
-    if not np.allclose(a.query_fg_fraction, b.query_fg_fraction, rtol=0, atol=1e-6, equal_nan=True):
-        raise ValueError(f"{a.label} and {b.label} have different query foreground fractions for the same episodes")
-    iou_a, iou_b = episode_fg_iou(a), episode_fg_iou(b)
-    bins = size_bins(a.query_fg_fraction, edges)
-    used = np.isfinite(iou_a) & np.isfinite(iou_b) & (bins >= 0)
-    difference = np.where(used, iou_b - iou_a, 0.0) * 100
-    n_bins = len(edges) + 1
-    member = (bins[:, None] == np.arange(n_bins)) & used[:, None]  # (N, n_bins)
-    sums = _resampled_sums(np.concatenate([difference[:, None] * member, member], axis=1),
-                           resample_indices(a.class_id, n_resamples, seed), None)  # (R, 2 * n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        resampled = sums[:, :n_bins] / sums[:, n_bins:]  # NaN for a resample that drew no episode of a bin
-    bounds = np.r_[-np.inf, edges, np.inf]
-    out = []
-    for k in range(n_bins):
-        inside = member[:, k]
-        if not inside.any():
-            raise ValueError(f"size bin {k} [{bounds[k]}, {bounds[k + 1]}) holds no episode of {a.label}")
-        out.append(BinDifference(k, float(bounds[k]), float(bounds[k + 1]), int(inside.sum()),
-                                 float(iou_a[inside].mean() * 100), float(iou_b[inside].mean() * 100),
-                                 _estimate(float(difference[inside].mean()), resampled[:, k], confidence)))
-    return out

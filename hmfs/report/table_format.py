@@ -6,10 +6,10 @@ import html
 import math
 from dataclasses import dataclass, field
 
-from hmfs.names import NO_FOLD
+from hmfs.report.table_specs import TableSpec
 from hmfs.report.uncertainty import Cell, fmt_cell
 
-SOURCE_OF_ORIGIN = {"trained": "reproduced", "released": "released"}  # --rows origin -> row source
+SOURCE_OF_ORIGIN = {"trained": "reproduced", "released": "released"}  # a row's origin (hmfs.names.ORIGINS) -> its source
 MISSING = "–"  # shown for a run that has no evaluation file yet; never a zero
 OUTSIDE = "†"  # a difference to the paper whose paper number lies outside the reproduced interval
 
@@ -32,14 +32,6 @@ LABELS = {"reproduced": "{} (reproduced)", "released": "{} (released weights)", 
           "difference": "{} (reproduced − paper)", "released_difference": "{} (released weights − paper)",
           "paired": "{} (paired)", "released_paired": "{} (paired, released weights)", "literature": "{}"}
 INTERVAL_SOURCES = ("reproduced", "released", "paired", "released_paired")
-
-
-def columns_of(table: str, folds: list[str]) -> list[str]:
-    """Per-shot value columns of a table in the paper's layout."""
-    if table == "table3":
-        return ["mIoU"]
-    fold_columns = [] if folds == [NO_FOLD] else list(folds)
-    return fold_columns + (["mIoU"] if table == "table4" else ["mIoU", "FB-IoU"])
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
@@ -66,9 +58,10 @@ def _csv_number(value: float | None) -> str:
     return "" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
-def render(table: str, rows: list[Row], folds: list[str], shots: list[int], title: str, notes: list[str]) -> dict[str, str]:
-    """The table as {csv, md, tex, html} text."""
-    columns = columns_of(table, folds)
+def render(spec: TableSpec, rows: list[Row], folds: list[str], shots: list[int], title: str,
+           notes: list[str]) -> dict[str, str]:
+    """The table as {csv, md, tex, html} text, in the columns of its spec."""
+    columns = spec.columns(folds)
     names = [f"{shot}shot_{c}" for shot in shots for c in columns]
     header = (["backbone", "method", "source"] + names + [f"{n}_{end}" for n in names for end in ("low", "high")]
               + [f"{n}_seed_sd" for n in names] + ["seeds", "checkpoints"])
@@ -122,19 +115,3 @@ def _csv_quote(text: str) -> str:
 def _tex(text: str) -> str:
     return (text.replace("_", "\\_").replace("*", "$^*$").replace("−", "$-$").replace(MISSING, "--")
             .replace("±", "$\\pm$").replace(OUTSIDE, "$^\\dagger$"))
-
-
-def parse_rows(specs: list[str]) -> list[tuple[str, str, str]]:
-    """["HSNet=fm@released", "HSNet=fm", "HMFS*=hm_aug"] -> [(name, variant, origin), ...]."""
-    rows = []
-    for spec in specs:
-        name, sep, variant = spec.partition("=")
-        variant, at, origin = variant.partition("@")
-        origin = origin if at else "trained"
-        if not sep or not name or not variant or origin not in SOURCE_OF_ORIGIN:
-            raise ValueError(f"--rows entry {spec!r} is not NAME=VARIANT[@released] (e.g. HSNet=fm, 'HMFS*=hm_aug', "
-                             "HSNet=fm@released)")
-        if (name, variant, origin) in rows:
-            raise ValueError(f"--rows entry {spec!r} is given twice")
-        rows.append((name, variant, origin))
-    return rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +60,10 @@ class Resampled:
     seed_points: np.ndarray
 
     def cell(self, confidence: float) -> Cell:
-        tail = (1 - confidence) / 2
-        low, high = (float(q) for q in np.nanquantile(self.resamples, [tail, 1 - tail]))
+        interval = stats.estimate(self.point, self.resamples, confidence)
         seeds = len(self.seed_points)
         spread = float(np.std(self.seed_points, ddof=1)) if seeds > 1 else None
-        return Cell(float(self.point), low, high, spread, seeds)
+        return Cell(interval.point, interval.low, interval.high, spread, seeds)
 
 
 Scores = dict[str, Resampled]  # metric ("miou", "fb_iou") -> its resampled score
@@ -98,12 +96,6 @@ class Scorer:
         return self._bootstraps[key]
 
 
-def _estimate(point: float, resamples: np.ndarray, confidence: float) -> stats.Estimate:
-    tail = (1 - confidence) / 2
-    low, high = (float(q) for q in np.nanquantile(resamples, [tail, 1 - tail]))
-    return stats.Estimate(float(point), low, high, (high - low) / 2, resamples)
-
-
 def difference(a: stats.Bootstrap, b: stats.Bootstrap) -> stats.Bootstrap:
     """b - a of two bootstraps drawn with the same resample indices: equal to
     `stats.paired_difference` of their records, without resampling again.
@@ -115,7 +107,7 @@ def difference(a: stats.Bootstrap, b: stats.Bootstrap) -> stats.Bootstrap:
     names = f"{a.label or 'a'} and {b.label or 'b'}"
     if (a.seed, a.confidence, len(a.miou.resamples)) != (b.seed, b.confidence, len(b.miou.resamples)):
         raise ValueError(f"{names} were bootstrapped with different seeds, confidences or resample counts")
-    estimates = [_estimate(getattr(b, m).point - getattr(a, m).point,
+    estimates = [stats.estimate(getattr(b, m).point - getattr(a, m).point,
                            getattr(b, m).resamples - getattr(a, m).resamples, a.confidence) for m in METRICS]
     return stats.Bootstrap(*estimates, a.seed, a.confidence, f"{b.label} - {a.label}", a.episode, a.class_id)
 
@@ -141,11 +133,9 @@ def over_folds(per_fold: list[Scores]) -> Scores:
                          np.mean([f[m].seed_points for f in per_fold], axis=0)) for m in METRICS}
 
 
-def fold_bootstraps(scorer: Scorer, paths: list[Path], fold_index: int) -> list[stats.Bootstrap] | None:
-    """One bootstrap per training seed's evaluation file of one fold; None if any file is missing."""
-    if not paths or not all(Path(p).is_file() for p in paths):
-        return None
-    return [scorer.bootstrap(p, fold_index) for p in paths]
+def fold_bootstraps(scorer: Scorer, paths: list[Path] | None, fold_index: int) -> list[stats.Bootstrap] | None:
+    """One bootstrap per training seed's evaluation file of one fold; None where the fold has no files."""
+    return None if not paths else [scorer.bootstrap(p, fold_index) for p in paths]
 
 
 def row_cells(per_fold: list[list[stats.Bootstrap] | None], show_folds: bool, with_fb: bool,
@@ -167,16 +157,6 @@ def paired_cells(a: list[list[stats.Bootstrap] | None], b: list[list[stats.Boots
     diffs = [None if x is None or y is None else [difference(p, q) for p, q in zip(x, y, strict=True)]
              for x, y in zip(a, b, strict=True)]
     return row_cells(diffs, show_folds, with_fb, confidence)
-
-
-def add_bootstrap_args(parser: argparse.ArgumentParser, seeds: bool = True) -> None:
-    """The bootstrap flags of `tables` and `claims` (config: uncertainty), and the training seeds of `tables`."""
-    if seeds:
-        parser.add_argument("--seeds", type=int, nargs="+", default=[0],
-                            help="training seeds of the trained rows (cells are their mean); runs live in <fold>/seed<k>/")
-    parser.add_argument("--resamples", type=int, default=Settings.resamples, help="bootstrap resamples over test episodes")
-    parser.add_argument("--bootstrap-seed", type=int, default=Settings.seed, help="fold k resamples with this seed + k")
-    parser.add_argument("--confidence", type=float, default=Settings.confidence, help="two-sided interval level")
 
 
 def fmt_cell(cell: Cell | None, signed: bool = False, missing: str = "–") -> str:

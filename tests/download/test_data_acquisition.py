@@ -26,7 +26,7 @@ from hmfs.data import build_dataset
 from hmfs.commands import download as command
 from hmfs.download import verify
 from hmfs.download.manifest import DEFAULT_MANIFEST, load_manifest
-from hmfs.commands.prepare import prepare_coco, prepare_fss, prepare_pascal
+from hmfs.data.prepare import prepare_coco, prepare_fss, prepare_pascal
 from hmfs.synthetic import generate_coco, generate_fss, generate_pascal
 from hmfs.commands.verify_data import image_mask_pairs, verify_benchmark
 from tests.download.test_download import FakeServer, NoNetwork

@@ -104,10 +104,13 @@ def test_every_rule_command_parses(synthetic):
         parser.parse_args(["generate", *argv.generate_flags(synthetic, benchmark)])
         parser.parse_args(["prepare", *argv.prepare_flags(synthetic, benchmark)])
     parser.parse_args(["pretrain", *argv.pretrain_flags(synthetic, "resnet18")])
-    for table in names.TABLES:
-        parser.parse_args(["tables", *argv.table_flags(synthetic, table, "published.yaml")])
-    for figure in ("convergence", "qualitative", "runtime"):
-        parser.parse_args(["figures", *argv.figure_flags(synthetic, figure)])
+    for table in names.TABLES:  # the rule appends its input list: --evaluations {input.evaluations}
+        args = parser.parse_args(["tables", *argv.table_flags(synthetic, table, "published.yaml"), "--evaluations",
+                                  *rule_inputs.table_inputs(synthetic, table)])
+        assert args.require_all and len(args.evaluations) == len(grid.table_evaluations(synthetic, table))
+    handed = {"convergence": ["--histories", "h.jsonl"], "qualitative": [], "runtime": ["--evaluations", "e.json"]}
+    for figure, inputs in handed.items():
+        parser.parse_args(["figures", *argv.figure_flags(synthetic, figure), *inputs])
 
 
 def test_figure_inputs_come_from_trained_runs(paper):
@@ -167,17 +170,21 @@ def test_training_seeds_per_config_and_per_table(paper):
 
 
 def test_claims_flags_and_inputs(paper, synthetic):
-    from hmfs.report.claims import parse_table_spec
+    from hmfs.report.table_runs import parse_grid_table
 
     claims = yaml.safe_load((REPO / "hmfs" / "paper" / "claims.yaml").read_text())["claims"]
-    args = build_parser(["claims"]).parse_args(["claims", *argv.claims_flags(paper, "p.yaml", "c.yaml")])
-    specs = {spec.name: spec for spec in map(parse_table_spec, args.table)}
+    args = build_parser(["claims"]).parse_args(["claims", *argv.claims_flags(paper, "p.yaml", "c.yaml"),
+                                                "--evaluations", *rule_inputs.claims_evaluations(paper),
+                                                "--histories", *rule_inputs.claims_histories(paper, claims)])
+    assert args.require_all and len(args.evaluations) == len(grid.evaluations(paper)) and len(args.histories) == 16
+    specs = {spec.name: spec for spec in map(parse_grid_table, args.table)}
     assert set(specs) == set(paper["tables"]) and specs["table5"].rows == (("FM", "fm", "trained"), ("IM", "im", "trained"),
                                                                              ("HM", "hm", "trained"))
     assert specs["table4"].test_benchmark == "pascal" and specs["table1"].seeds == (0,)
     assert args.resamples == 10000 and not args.synthetic and str(args.out_prefix) == "results/tables/claims"
-    assert build_parser(["claims"]).parse_args(["claims", *argv.claims_flags(synthetic, "p", "c")]).synthetic
-    inputs = set(rule_inputs.claims_inputs(paper, claims))
+    assert build_parser(["claims"]).parse_args(["claims", *argv.claims_flags(synthetic, "p", "c"),
+                                                "--evaluations", "e.json"]).synthetic
+    inputs = set(rule_inputs.claims_evaluations(paper)) | set(rule_inputs.claims_histories(paper, claims))
     histories = {f"results/{r.key}/history.jsonl" for r in grid.training_runs(paper)}
     evaluations = {paths.evaluation_path("results", e) for e in grid.evaluations(paper)}
     assert inputs <= histories | evaluations and evaluations <= inputs

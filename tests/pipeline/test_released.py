@@ -180,7 +180,8 @@ def test_table_marks_released_rows_and_their_provenance(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({**per_episode(value + shot, 90.0), "checkpoint_origin": origin,
                                         "checkpoint_sha256": ("ab" if origin == "released" else "cd") * 32}))
-    assert main(["tables", "--table", "table3", "--results", str(results), "--benchmark", "fss", "--backbones",
+    evaluations = sorted(str(p) for p in results.rglob("eval_*.json"))
+    assert main(["tables", "--table", "table3", "--evaluations", *evaluations, "--benchmark", "fss", "--backbones",
                  "resnet50", "--rows", "HMFS=hm@released", "HMFS=hm", "--published",
                  str(REPO / "hmfs" / "paper" / "published_results.yaml"), "--out-prefix", str(tmp_path / "t3")]) == 0
     lines = (tmp_path / "t3.csv").read_text().splitlines()

@@ -41,7 +41,8 @@ def test_convergence_plots_the_mean_over_folds(tmp_path):
         write_history(results, Run("coco", "resnet18", "fm", f"fold{k}"), [0.0, 10.0 + k, 20.0 + k])
         write_history(results, Run("coco", "resnet18", "hm", f"fold{k}"), [5.0, 30.0 + k, 25.0])
     out = tmp_path / "fig7.png"
-    assert main(["figures", "convergence", "--results", str(results), "--benchmark", "coco", "--backbones", "resnet18",
+    histories = sorted(str(p) for p in results.rglob("history.jsonl"))
+    assert main(["figures", "convergence", "--histories", *histories, "--benchmark", "coco", "--backbones", "resnet18",
                  "--folds", "0", "1", "--variants", "HSNet=fm", "HMFS=hm", "--out", str(out)]) == 0
     numbers = json.loads(out.with_suffix(".json").read_text())
     assert numbers["resnet18/fm"] == {"folds": 2, "epochs": 3, "best_epoch": 3, "best_mean_val_miou": 20.5}
@@ -57,12 +58,53 @@ def test_runtime_reports_the_hm_overhead(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"timings": {"ms_per_episode": value}}))
     out = tmp_path / "runtime.png"
-    assert main(["figures", "runtime", "--results", str(results), "--benchmark", "coco", "--backbones", "resnet18",
+    evaluations = sorted(str(p) for p in results.rglob("eval_1shot.json"))
+    assert main(["figures", "runtime", "--evaluations", *evaluations, "--benchmark", "coco", "--backbones", "resnet18",
                  "--folds", "0", "1", "2", "3", "--shots", "1", "--variants", "FM=fm", "HM=hm",
                  "--claimed-overhead", "0.4", "--out", str(out)]) == 0
     numbers = json.loads(out.with_suffix(".json").read_text())
     assert numbers == {"resnet18/fm/1shot": 11.0, "resnet18/hm/1shot": 14.0}  # medians over the folds found
     assert out.is_file()
+
+
+def test_seed_band_for_fig7(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from hmfs.report.figures import seed_band
+
+    results = tmp_path / "results"
+    per_fold = [{}, {}]
+    for seed, lift in ((0, 0.0), (1, 4.0), (2, 2.0)):
+        for k in (0, 1):
+            curve = [10.0 + lift + k, 20.0 + lift + k, 30.0 + lift + k][: 3 - (seed == 2 and k == 1)]
+            write_history(results, Run("coco", "r18", "hm", f"fold{k}", seed=seed), curve)
+            per_fold[k][seed] = results / Run("coco", "r18", "hm", f"fold{k}", seed=seed).key / "history.jsonl"
+    fig, ax = plt.subplots()
+    band = seed_band(ax, per_fold, "r18", "hm", "red")["r18/hm/seeds"]
+    assert band["seeds"] == [0, 1, 2] and band["epochs"] == 2  # seed 2's fold 1 stopped after 2 epochs
+    assert band["low"] == [10.5, 20.5] and band["high"] == [14.5, 24.5] and band["mean"] == [12.5, 22.5]
+    assert len(ax.collections) == 1
+    assert seed_band(ax, [{0: per_fold[0][0]}], "r18", "fm", "blue") == {}  # one seed: nothing drawn
+    plt.close(fig)
+
+
+def test_fig7_draws_the_band_from_the_histories_handed_in_and_refuses_others(tmp_path, caplog):
+    results = tmp_path / "results"
+    for seed in (0, 1):
+        write_history(results, Run("coco", "resnet18", "hm", "fold0", seed=seed), [10.0 + seed, 20.0 + seed])
+    write_history(results, Run("coco", "resnet18", "fm", "fold0"), [5.0, 6.0])
+    args = ["figures", "convergence", "--benchmark", "coco", "--backbones", "resnet18", "--folds", "0",
+            "--variants", "HMFS=hm", "--out", str(tmp_path / "fig7.png"), "--histories"]
+    hm = [str(results / Run("coco", "resnet18", "hm", "fold0", seed=seed).key / "history.jsonl") for seed in (0, 1)]
+    assert main([*args, *hm]) == 0
+    numbers = json.loads((tmp_path / "fig7.json").read_text())
+    assert numbers["resnet18/hm/seeds"]["seeds"] == [0, 1]
+    assert main([*args, hm[0]]) == 0  # seed 1's history not handed in: no band, although it is on disk
+    assert "resnet18/hm/seeds" not in json.loads((tmp_path / "fig7.json").read_text())
+    fm = str(results / Run("coco", "resnet18", "fm", "fold0").key / "history.jsonl")
+    assert main([*args, *hm, fm]) == 2
+    assert f"1 of the files handed in are not part of Fig. 7 (coco; backbones resnet18; variants hm; folds fold0): {fm}" \
+        in caplog.text
 
 
 def test_qualitative_needs_the_prediction_files(tmp_path, caplog):

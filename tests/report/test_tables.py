@@ -1,4 +1,5 @@
-"""Tables 1-5 from evaluation files: the paper's layout, paper numbers and differences, missing runs shown as missing."""
+"""Tables 1-5 from the evaluation files handed in: the paper's layout, paper numbers and differences, missing runs
+shown as missing (an error with --require-all), files not handed in or not of the table named."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 
 from hmfs.cli import main
 from hmfs.pipeline.grid import Evaluation, Run
-from hmfs.report.table_format import parse_rows
+from hmfs.report.inputs import ResultFiles
+from hmfs.report.table_runs import GridTable, parse_rows
+from hmfs.report.table_specs import table_spec
 from hmfs.report.tables import MISSING, build_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,10 +29,16 @@ def per_episode(miou: float, fb_iou: float, episodes: int = 4) -> dict:
                             "query_fg_fraction": [0.1] * episodes}}
 
 
-def write_eval(results: Path, run: Run, shot: int, miou: float, fb_iou: float, test: str | None = None) -> None:
+def write_eval(results: Path, run: Run, shot: int, miou: float, fb_iou: float, test: str | None = None) -> Path:
     path = results / run.key / f"{Evaluation(run, shot, test or run.benchmark).name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**per_episode(miou, fb_iou), "timings": {"ms_per_episode": 10.0}}))
+    return path
+
+
+def evaluation_files(results: Path, pattern: str = "eval_*.json") -> list[str]:
+    """Every evaluation file below `results`: what a rule would hand in (`--evaluations`)."""
+    return sorted(str(p) for p in results.rglob(pattern))
 
 
 def csv_points(text: str) -> tuple[str, dict[tuple[str, str], list[str]]]:
@@ -41,8 +50,9 @@ def csv_points(text: str) -> tuple[str, dict[tuple[str, str], list[str]]]:
 
 
 def table1_args(results: Path, out: Path, *extra: str) -> list[str]:
-    return ["tables", "--table", "table1", "--results", str(results), "--benchmark", "pascal", "--backbones",
-            "resnet50", "--rows", "HSNet=fm", "HSNet*=fm_aug", "HMFS*=hm_aug", "--out-prefix", str(out), *extra]
+    return ["tables", "--table", "table1", "--evaluations", *evaluation_files(results), "--benchmark", "pascal",
+            "--backbones", "resnet50", "--rows", "HSNet=fm", "HSNet*=fm_aug", "HMFS*=hm_aug", "--out-prefix", str(out),
+            *extra]
 
 
 def test_real_table_puts_paper_numbers_and_differences_next_to_reproduced_rows(tmp_path):
@@ -76,8 +86,9 @@ def test_synthetic_table_shows_only_reproduced_rows_and_says_so(tmp_path):
     for variant in ("fm", "hm"):
         for shot in (1, 5):
             write_eval(results, Run("fss", "resnet18", variant, "all"), shot, 50.0 + shot, 70.0)
-    assert main(["tables", "--table", "table3", "--results", str(results), "--benchmark", "fss", "--backbones",
-                 "resnet18", "--rows", "HSNet=fm", "HMFS=hm", "--synthetic", "--out-prefix", str(tmp_path / "t3")]) == 0
+    assert main(["tables", "--table", "table3", "--evaluations", *evaluation_files(results), "--benchmark", "fss",
+                 "--backbones", "resnet18", "--rows", "HSNet=fm", "HMFS=hm", "--synthetic", "--require-all",
+                 "--out-prefix", str(tmp_path / "t3")]) == 0
     md = (tmp_path / "t3.md").read_text()
     assert "synthetic benchmark" in md and "not comparable to the paper" in md
     assert "| resnet18 | HSNet (reproduced) | 51.0 ± 0.0 | 55.0 ± 0.0 |" in md
@@ -85,29 +96,60 @@ def test_synthetic_table_shows_only_reproduced_rows_and_says_so(tmp_path):
     assert "paper" not in md.split("\n\n")[1].lower() and "FSOT" not in md
 
 
-def test_table4_reads_the_cross_domain_files(tmp_path):
+def test_table4_reads_the_cross_domain_files(tmp_path, caplog):
     results = tmp_path / "results"
     for k in range(4):
         write_eval(results, Run("coco", "resnet50", "hm", f"fold{k}"), 1, 40.0 + k, 60.0, test="pascal")
-        write_eval(results, Run("coco", "resnet50", "hm", f"fold{k}"), 1, 99.0, 99.0)  # COCO's own: not used
-    rows, used = build_table("table4", results, "coco", "pascal", ["resnet50"], [f"fold{k}" for k in range(4)],
-                             [1], parse_rows(["HMFS=hm"]), None)
+        write_eval(results, Run("coco", "resnet50", "hm", f"fold{k}"), 1, 99.0, 99.0)  # COCO's own: not Table 4's
+    table = GridTable("table4", "coco", "pascal", (0,), tuple(parse_rows(["HMFS=hm"])))
+    files = ResultFiles(evaluation_files(results, "eval_on_pascal_*.json"))
+    rows, used = build_table(table_spec("table4"), table, files, ["resnet50"], [f"fold{k}" for k in range(4)], [1], None)
     assert rows[0].values[1] == [40.0, 41.0, 42.0, 43.0, 41.5] and len(used) == 4
+    # handed COCO's own evaluations too: each one named, nothing written
+    assert main(["tables", "--table", "table4", "--evaluations", *evaluation_files(results), "--benchmark", "coco",
+                 "--test-benchmark", "pascal", "--backbones", "resnet50", "--shots", "1", "--rows", "HMFS=hm",
+                 "--synthetic", "--out-prefix", str(tmp_path / "t4")]) == 2
+    assert "4 of the files handed in are not part of table4 (coco tested on pascal;" in caplog.text
+    assert f"{results}/coco/resnet50/hm/fold0/seed0/eval_1shot.json" in caplog.text and not (tmp_path / "t4.md").exists()
 
 
 def test_bad_arguments_are_named(tmp_path, caplog):
+    write_eval(tmp_path, Run("pascal", "resnet50", "fm", "fold0"), 1, 64.3, 76.0)
     assert main(table1_args(tmp_path, tmp_path / "t", "--published", str(tmp_path / "nope.yaml"))) == 2
     assert "published results not found" in caplog.text
     with pytest.raises(ValueError, match="NAME=VARIANT"):
         parse_rows(["HSNet"])
 
 
+def test_a_file_handed_in_that_does_not_exist_is_named(tmp_path, caplog):
+    there = write_eval(tmp_path, Run("pascal", "resnet50", "fm", "fold0"), 1, 64.3, 76.0)
+    gone = tmp_path / Run("pascal", "resnet50", "fm", "fold1").key / "eval_1shot.json"
+    args = table1_args(tmp_path, tmp_path / "t", "--synthetic")
+    args.insert(args.index("--evaluations") + 1, str(gone))
+    assert main(args) == 2
+    assert f"1 of the files handed in do not exist: {gone}" in caplog.text and str(there) not in caplog.text
+
+
+def test_require_all_names_each_cell_whose_file_was_not_handed_in(tmp_path, caplog):
+    results = tmp_path / "results"
+    for k in (0, 2, 3):  # fold 1 of HSNet, 1-shot: not handed in
+        write_eval(results, Run("pascal", "resnet50", "fm", f"fold{k}"), 1, 60.0, 75.0)
+    args = ["tables", "--table", "table1", "--evaluations", *evaluation_files(results), "--benchmark", "pascal",
+            "--backbones", "resnet50", "--shots", "1", "--rows", "HSNet=fm", "--synthetic", "--out-prefix",
+            str(tmp_path / "t")]
+    assert main(args) == 0 and "Made from 3 of 4 evaluation files" in (tmp_path / "t.md").read_text()  # by hand: a –
+    assert main([*args, "--require-all", "--out-prefix", str(tmp_path / "strict")]) == 2
+    assert ("table1 needs 1 files that were not handed in (below the results folder): "
+            "pascal/resnet50/fm/fold1/seed0/eval_1shot.json") in caplog.text
+    assert not (tmp_path / "strict.md").exists()
+
+
 def test_real_table3_and_table4_use_the_papers_columns(tmp_path):
     results = tmp_path / "results"
     for shot, value in ((1, 86.0), (5, 88.0)):
         write_eval(results, Run("fss", "resnet50", "hm", "all"), shot, value, 90.0)
-    assert main(["tables", "--table", "table3", "--results", str(results), "--benchmark", "fss", "--backbones",
-                 "resnet50", "--rows", "HSNet=fm", "HMFS=hm", "--published", str(PUBLISHED),
+    assert main(["tables", "--table", "table3", "--evaluations", *evaluation_files(results), "--benchmark", "fss",
+                 "--backbones", "resnet50", "--rows", "HSNet=fm", "HMFS=hm", "--published", str(PUBLISHED),
                  "--out-prefix", str(tmp_path / "t3")]) == 0
     _, rows = csv_points((tmp_path / "t3.csv").read_text())
     assert rows[("HMFS", "reproduced")] == ["86.0000", "88.0000"] and rows[("HMFS", "paper")] == ["87.1000", "88.0000"]
@@ -116,9 +158,9 @@ def test_real_table3_and_table4_use_the_papers_columns(tmp_path):
 
     for k in range(4):
         write_eval(results, Run("coco", "resnet50", "fm", f"fold{k}"), 1, 50.0, 60.0, test="pascal")
-    assert main(["tables", "--table", "table4", "--results", str(results), "--benchmark", "coco", "--test-benchmark",
-                 "pascal", "--backbones", "resnet50", "--shots", "1", "--rows", "HSNet=fm", "--published", str(PUBLISHED),
-                 "--out-prefix", str(tmp_path / "t4")]) == 0
+    assert main(["tables", "--table", "table4", "--evaluations", *evaluation_files(results, "eval_on_*.json"),
+                 "--benchmark", "coco", "--test-benchmark", "pascal", "--backbones", "resnet50", "--shots", "1",
+                 "--rows", "HSNet=fm", "--published", str(PUBLISHED), "--out-prefix", str(tmp_path / "t4")]) == 0
     header, rows = csv_points((tmp_path / "t4.csv").read_text())
     assert header == "backbone,method,source,1shot_fold0,1shot_fold1,1shot_fold2,1shot_fold3,1shot_mIoU"
     assert rows[("HSNet", "paper")] == ["45.4000", "61.2000", "63.4000", "75.9000", "61.6000"]
@@ -130,9 +172,9 @@ def test_reduced_folds_keep_paper_folds_aligned_and_leave_mean_differences_blank
     results = tmp_path / "results"
     for k, value in ((1, 70.0), (3, 60.0)):
         write_eval(results, Run("pascal", "resnet50", "fm", f"fold{k}"), 1, value, 75.0)
-    assert main(["tables", "--table", "table1", "--results", str(results), "--benchmark", "pascal", "--backbones",
-                 "resnet50", "--folds", "3", "1", "--shots", "1", "--rows", "HSNet=fm", "--published", str(PUBLISHED),
-                 "--out-prefix", str(tmp_path / "t")]) == 0
+    assert main(["tables", "--table", "table1", "--evaluations", *evaluation_files(results), "--benchmark", "pascal",
+                 "--backbones", "resnet50", "--folds", "3", "1", "--shots", "1", "--rows", "HSNet=fm", "--published",
+                 str(PUBLISHED), "--out-prefix", str(tmp_path / "t")]) == 0
     header, rows = csv_points((tmp_path / "t.csv").read_text())
     assert header == "backbone,method,source,1shot_fold1,1shot_fold3,1shot_mIoU,1shot_FB-IoU"
     assert rows[("HSNet", "reproduced")] == ["70.0000", "60.0000", "65.0000", "75.0000"]

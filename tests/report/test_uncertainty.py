@@ -114,9 +114,11 @@ def constant(value: float) -> dict:
 
 
 def table2(results: Path, out: Path, *extra: str) -> int:
-    return main(["tables", "--table", "table2", "--results", str(results), "--benchmark", "coco", "--backbones", "r50",
-                 "--folds", "0", "--shots", "1", "--rows", "HSNet=fm", "HMFS=hm", "--synthetic", "--resamples", "400",
-                 "--out-prefix", str(out), *extra])
+    from tests.report.test_tables import evaluation_files
+
+    return main(["tables", "--table", "table2", "--evaluations", *evaluation_files(results), "--benchmark", "coco",
+                 "--backbones", "r50", "--folds", "0", "--shots", "1", "--rows", "HSNet=fm", "HMFS=hm", "--synthetic",
+                 "--resamples", "400", "--out-prefix", str(out), *extra])
 
 
 def test_table_cells_identical_episodes_known_values_and_two_seeds(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import io
@@ -17,6 +16,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from hmfs import synthetic
+from hmfs.synthetic import scenes
 from hmfs.synthetic import (
     COCO_CATEGORIES,
     COLOURS,
@@ -147,7 +147,7 @@ def colour_match_fraction(pixels: np.ndarray, rgb: tuple[int, int, int]) -> floa
     candidates = []
     for jitter in np.linspace(0.85, 1.1, 11):
         colour = np.array(rgb, np.float32) * jitter
-        candidates += [colour, synthetic._second_colour(colour)]
+        candidates += [colour, scenes._second_colour(colour)]
     distance = np.linalg.norm(pixels[:, None, :].astype(np.float32) - np.array(candidates)[None], axis=2)
     return float((distance.min(axis=1) < 45).mean())
 
@@ -255,19 +255,8 @@ def test_assign_classes_guarantees_counts() -> None:
         assign_classes(np.random.default_rng(0), 50, 80, 6)
 
 
-def test_generate_command_writes_summaries(tmp_path: Path) -> None:
-    parser = argparse.ArgumentParser()
-    synthetic.add_parser(parser.add_subparsers())
-    args = parser.parse_args(
-        ["generate", "--out", str(tmp_path), "--benchmark", "fss", "--fss-classes", "5", "--image-size", "48"]
-    )
-    assert args.func(args) == 0
-    assert json.loads((tmp_path / "fss_summary.json").read_text())["classes"] == 5
-    assert not (tmp_path / "coco").exists()
-
-
 def test_photo_backgrounds_are_real_photo_crops_and_deterministic(tmp_path: Path) -> None:
-    from hmfs.backgrounds import load_photos, photo_background
+    from hmfs.synthetic.backgrounds import load_photos, photo_background
 
     photos = load_photos()
     assert len(photos) == 18 and all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in photos)

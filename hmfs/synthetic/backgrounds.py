@@ -47,3 +47,10 @@ def photo_background(rng: np.random.Generator, photos: Sequence[np.ndarray], hei
         image = image[:, ::-1]
     image = image[..., rng.permutation(3)] * rng.uniform(0.7, 1.2, 3).astype(np.float32)
     return np.clip(image, 0, 255)
+
+
+def backdrop_photos(background: str) -> list[np.ndarray]:
+    """The photos a generator draws backgrounds from: none for `clutter`, scikit-image's for `photos`."""
+    if background not in BACKGROUNDS:
+        raise ValueError(f"unknown background {background!r}; accepted: {', '.join(BACKGROUNDS)}")
+    return load_photos() if background == "photos" else []

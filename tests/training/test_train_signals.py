@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import hmfs.commands.train as train_module
-from hmfs.cli import resolve_splits_dir
+import hmfs.training.loop as train_module
+from hmfs.options import resolve_splits_dir
 from hmfs.training.attempts import (EXIT_STOPPED, AttemptRecord, StopRequest, TrainingStalled, TrainingStopped,
                            check_progressing, read_attempts)
-from hmfs.commands.train import TrainConfig
+from hmfs.training.config import TrainConfig
 from tests.commands.test_train_evaluate import hmfs_cli, pascal, read_history  # noqa: F401  (pascal is a fixture)
 
 pytestmark = pytest.mark.slow
@@ -111,7 +111,7 @@ def test_signal_stops_at_a_step_then_the_run_resumes_bit_for_bit(pascal, straigh
     stop = StopRequest()
     signal_at(monkeypatch, stop, signal.SIGTERM, "epoch 0 val", 3)
     with pytest.raises(TrainingStopped, match="SIGTERM at epoch 0, step 12"):
-        train_module._train(config, False, stop, record_for(config))
+        train_module.run_attempt(config, False, stop, record_for(config))
     monkeypatch.undo()
 
     # The third attempt finishes; the weights and the history equal the uninterrupted run's.
@@ -140,7 +140,7 @@ def test_attempts_without_progress_fail_and_the_next_retry_refuses(pascal, strai
         stop = StopRequest()
         stop(signal.SIGURG, None)
         with pytest.raises(TrainingStalled, match="before this attempt finished a single training step"):
-            train_module._train(config, False, stop, record_for(config, attempt))
+            train_module.run_attempt(config, False, stop, record_for(config, attempt))
         assert torch.load(config.state_path, weights_only=True)["step"] == attempt  # the step is kept
     assert [(a["outcome"], a["snakemake_attempt"]) for a in read_attempts(attempts_path)] == [
         ("no_progress", 1), ("no_progress", 2)]
@@ -148,7 +148,7 @@ def test_attempts_without_progress_fail_and_the_next_retry_refuses(pascal, strai
     # Snakemake's next retry refuses before loading anything.
     monkeypatch.setattr(train_module, "build_dataset", lambda **_: pytest.fail("a refused attempt loaded data"))
     with pytest.raises(TrainingStalled, match="the last 2 attempts of this run"):
-        train_module._train(config, False, StopRequest(), record_for(config, 3))
+        train_module.run_attempt(config, False, StopRequest(), record_for(config, 3))
     monkeypatch.undo()
     refused = subprocess.run([sys.executable, "-m", "hmfs", *cli_args(config), "--attempt", "3"], capture_output=True,
                              text=True, timeout=300)

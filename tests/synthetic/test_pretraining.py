@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hmfs.model.backbone import build_backbone
-from hmfs.commands.pretrain import PretrainConfig, benchmark_looks, pretrain, pretraining_classes, summary_path
+from hmfs.synthetic.pretraining import PretrainConfig, benchmark_looks, pretrain, pretraining_classes, summary_path
 from hmfs.synthetic import generate_fss
 
 
@@ -50,7 +50,7 @@ def test_bad_config_is_named():
 
 def test_masked_share_shows_only_the_object_on_the_mean_colour():
     from hmfs.data.transforms import IMAGENET_MEAN
-    from hmfs.commands.pretrain import render_classification_set
+    from hmfs.synthetic.pretraining import render_classification_set
 
     classes = pretraining_classes(set(), 2, seed=0)
     plain, _ = render_classification_set(classes, 6, 48, seed=0, stream=12)

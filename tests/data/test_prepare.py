@@ -1,4 +1,4 @@
-"""Tests of hmfs.commands.prepare on synthetic raw trees: the prepared layout, split lists, COCO's overlap rule and errors."""
+"""Tests of hmfs.data.prepare and the prepare command on synthetic raw trees: layout, split lists, COCO's overlap rule, errors."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from hmfs.commands import prepare
-from hmfs.commands.prepare import coco_fold_classes, coco_label_map, prepare_coco, prepare_fss, prepare_pascal
+from hmfs.data.prepare import coco_label_map, prepare_coco, prepare_fss, prepare_pascal
+from hmfs.data.splits import coco_fold_classes
 from hmfs.synthetic import generate_coco, generate_fss, generate_pascal
 
 # pycocotools 2.0.11 warns on every decode under numpy 2.

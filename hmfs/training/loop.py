@@ -1,0 +1,286 @@
+"""HSNet's training recipe for one run, seeded and resumable: `train` makes one attempt, `Trainer` holds its state."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from hmfs.data import build_dataset
+from hmfs.engine import learner_optimizer, run_epoch
+from hmfs.metrics import IoUAccumulator
+from hmfs.model import HSNet, load_hsnet_checkpoint
+from hmfs.model.feature_cache import FeatureCache
+from hmfs.runtime import (atomic_torch_save, atomic_write_json, atomic_write_text, environment, git_commit, resolve_device,
+                          seed_everything)
+from hmfs.training.attempts import (AttemptRecord, StopRequest, TrainingStalled, TrainingStopped, check_progressing,
+                                   read_attempts)
+from hmfs.training.config import TrainConfig, check_resumable
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "hmfs-checkpoint-v1"
+STATE_FORMAT = "hmfs-train-state-v1"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def epoch_order(n: int, seed: int, epoch: int, limit: int | None) -> list[int]:
+    """The episode indices of one training epoch: a permutation seeded by (seed, epoch)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()
+    return order[:limit] if limit else order
+
+
+def make_loader(dataset, indices: list[int] | None, batch_size: int, num_workers: int) -> DataLoader:
+    """Batches of `dataset` in the order of `indices` (all, in order, when None)."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=indices, shuffle=False, num_workers=num_workers)
+
+
+def learner_weights(model: HSNet) -> dict[str, torch.Tensor]:
+    """A CPU copy of the trainable weights (the frozen backbone is not saved)."""
+    return {k: v.detach().cpu().clone() for k, v in model.hpn_learner.state_dict().items()}
+
+
+def build_model(config: TrainConfig, device: torch.device) -> HSNet:
+    torch.manual_seed(config.seed)  # the learner's initial weights
+    model = HSNet(config.backbone, config.masking, config.backbone_weights, random_backbone=config.random_backbone)
+    return model.to(device)
+
+
+def checkpoint(config: TrainConfig, learner: dict[str, torch.Tensor], epoch: int | None, val_miou: float | None,
+               commit: str | None) -> dict:
+    """best.pt / last.pt: the learner's weights and what made them."""
+    return {"format": CHECKPOINT_FORMAT, "learner": learner, "backbone": config.backbone, "masking": config.masking,
+            "epoch": epoch, "val_miou": val_miou, "config": dataclasses.asdict(config), "git_commit": commit}
+
+
+@contextlib.contextmanager
+def _attempt_log(path: Path):
+    """Also write this process's log to `path`, appended: the log of every attempt of a run, in order."""
+    handler = logging.FileHandler(path, mode="a")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def train(config: TrainConfig, restart_finished: bool = False, attempt: int = 1) -> dict:
+    """Train (or resume) one run; returns the summary that is also written to `train_summary.json`.
+
+    Outputs in `out_dir` (written once, atomically, at the end): best.pt (best validation mIoU, as
+    HSNet selects), last.pt, history.jsonl (one line per epoch), config.json, train_summary.json.
+    The resumable state (learner, optimizer, RNG, history, best weights) is saved after every epoch
+    in the state folder; running the same command again resumes from it. A state that already holds
+    every epoch is re-used as it is (nothing is trained), unless `restart_finished`: then the run
+    trains again from scratch.
+
+    A stop signal (STOP_SIGNALS: SLURM's warning ahead of the time limit, preemption, requeue) makes
+    the run save its state after the current training step (or abandon the current validation pass)
+    and raise TrainingStopped; the next run resumes bit for bit. The state folder also keeps the log
+    of every attempt (train.log, appended) and one record per attempt (attempts.jsonl); an attempt
+    that stops before finishing a single step raises TrainingStalled, and so does a retry (`attempt`
+    > 1, Snakemake's attempt number) after NO_PROGRESS_LIMIT such attempts (see `check_progressing`).
+    """
+    state_dir = config.state_path.parent
+    state_dir.mkdir(parents=True, exist_ok=True)
+    this_attempt = AttemptRecord(state_dir / "attempts.jsonl", attempt)
+    with _attempt_log(state_dir / "train.log"), StopRequest().installed() as stop:
+        try:
+            return run_attempt(config, restart_finished, stop, this_attempt)
+        except (TrainingStopped, TrainingStalled):
+            raise  # recorded where they are raised (a refused attempt is not recorded)
+        except Exception as error:
+            this_attempt.write("failed", stop.signal_name, error=f"{type(error).__name__}: {error}")
+            raise
+
+
+def run_attempt(config: TrainConfig, restart_finished: bool, stop: StopRequest, this_attempt: AttemptRecord) -> dict:
+    """One attempt: refuse a retry that cannot progress, resume (or start), train the remaining epochs, finish."""
+    attempts = read_attempts(this_attempt.path)
+    log.info("==== attempt %d of %s: %s ====", len(attempts) + 1, Path(config.out_dir),
+             ", ".join(f"{k}={v}" for k, v in this_attempt.where.items() if v is not None))
+    check_progressing(attempts, this_attempt.where["snakemake_attempt"], config.state_path)
+    trainer = Trainer(config, stop, this_attempt)
+    trainer.resume(restart_finished)
+    for epoch in range(trainer.start_epoch, config.epochs):
+        trainer.train_epoch(epoch)
+    return trainer.finish()
+
+
+class Trainer:
+    """One attempt's data, model, optimizer and resumable state (`state.pt` in the run's state folder)."""
+
+    def __init__(self, config: TrainConfig, stop: StopRequest, this_attempt: AttemptRecord):
+        self.config, self.stop, self.this_attempt = config, stop, this_attempt
+        self.state_path = config.state_path
+        self.device = resolve_device(config.device)
+        common = dict(benchmark=config.benchmark, data_root=Path(config.data_root), splits_dir=Path(config.splits_dir),
+                      fold=config.fold, shot=1, img_size=config.img_size)
+        self.train_set = build_dataset(split="trn", seed=config.seed, augment=config.augment,
+                                       augment_ops=config.augment_ops, **common)
+        self.val_set = build_dataset(split="val", seed=config.val_seed, num_episodes=config.val_episodes, **common)
+        self.model = build_model(config, self.device)
+        self.optimizer = learner_optimizer(self.model, config.lr)
+        self.commit = git_commit()  # once per run: states may be saved every step
+        self.start_epoch, self.start_step, self.history, self.partial = 0, 0, [], None
+        self.best = {"epoch": None, "val_miou": float("-inf"), "learner": None}
+        # Validation images are never augmented; training ones only without --augment.
+        self.val_cache = FeatureCache(self.model) if config.cache_features else None
+        self.train_cache = self.val_cache if config.cache_features and not config.augment else None
+        # The per-epoch lines, followable while training runs; rewritten on resume to match the state.
+        self.progress_path = self.state_path.parent / "history.jsonl"
+
+    def resume(self, restart_finished: bool) -> None:
+        """Load the saved state (unless there is none, or a finished one is to be trained again), else seed."""
+        config, path = self.config, self.state_path
+        state = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+        if state is not None and state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{path} is not an hmfs training state (format {state.get('format')!r})")
+        if state is not None and restart_finished and state["epoch"] >= config.epochs:
+            log.info("the state at %s is finished (%d epochs); training again from scratch", path, state["epoch"])
+            state = None
+        if state is not None:
+            check_resumable(state["config"], config)
+            load_hsnet_checkpoint(self.model, state["learner"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"]["torch"])
+            if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+            self.start_epoch, self.start_step = state["epoch"], state["step"]
+            self.history, self.best, self.partial = state["history"], state["best"], state["partial_epoch"]
+            log.info("resuming %s from epoch %d of %d, step %d (state %s)", Path(config.out_dir), self.start_epoch,
+                     config.epochs, self.start_step, path)
+        else:
+            seed_everything(config.seed)
+            log.info("training %s from scratch: %d epochs, %d training / %d validation episodes",
+                     Path(config.out_dir), config.epochs, len(self.train_set), len(self.val_set))
+        self.this_attempt.start = [self.start_epoch, self.start_step]
+        atomic_write_text(self.progress_path, "".join(json.dumps(h) + "\n" for h in self.history))
+
+    def save_state(self, epochs_done: int, step: int, partial_epoch: dict | None) -> None:
+        """The resumable state: after `epochs_done` whole epochs and `step` batches of the next."""
+        self.this_attempt.saved = [epochs_done, step]
+        device = self.device
+        atomic_torch_save(self.state_path, {
+            "format": STATE_FORMAT,
+            "epoch": epochs_done,
+            "step": step,
+            "partial_epoch": partial_epoch,  # the interrupted epoch's running train metrics and time
+            "learner": learner_weights(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+            "history": self.history,
+            "best": self.best,
+            "config": dataclasses.asdict(self.config),
+            "git_commit": self.commit,
+        })
+
+    def stop_here(self, epoch: int, step: int, partial_epoch: dict | None) -> None:
+        """Act on a stop signal at a step boundary: save the state (`step` batches of `epoch` done) and stop."""
+        stop, this_attempt = self.stop, self.this_attempt
+        if [epoch, step] != this_attempt.start:
+            self.save_state(epoch, step, partial_epoch)
+        if stop.progress_at_signal == 0:
+            this_attempt.write("no_progress", stop.signal_name)
+            raise TrainingStalled(
+                f"{stop.signal_name} arrived before this attempt finished a single training step or validation "
+                f"pass (it started at epoch {this_attempt.start[0]}, step {this_attempt.start[1]}; saved at epoch {epoch}, "
+                f"step {step}). Under SLURM the job's time limit leaves too little time before the signal for "
+                "start-up and one step: raise resources.train.runtime or lower resources.train.save_before_limit")
+        this_attempt.write("stopped", stop.signal_name)
+        raise TrainingStopped(stop.signal_name, epoch, step)
+
+    @staticmethod
+    def _partial_epoch(meter: IoUAccumulator, began: float) -> dict:
+        """What a state saved inside an epoch keeps of it: the running train metrics and the time spent."""
+        return {"train_meter": meter.state_dict(), "seconds": time.perf_counter() - began}
+
+    def _after_train_step(self, step: int, epoch: int, meter: IoUAccumulator, began: float) -> None:
+        self.stop.progress += 1
+        if self.config.checkpoint_every and step % self.config.checkpoint_every == 0:
+            self.save_state(epoch, step, self._partial_epoch(meter, began))
+        if self.stop.signal_name:
+            self.stop_here(epoch, step, self._partial_epoch(meter, began))
+
+    def _after_val_step(self, _: int, epoch: int, train_steps: int, meter: IoUAccumulator, began: float) -> None:
+        if self.stop.signal_name:  # the validation pass is re-run whole on resume
+            self.stop_here(epoch, train_steps, self._partial_epoch(meter, began))
+
+    def train_epoch(self, epoch: int) -> None:
+        """Train one epoch (the rest of it, when resumed inside it), validate, record, save the state."""
+        config, partial = self.config, self.partial
+        began = time.perf_counter() - (partial["seconds"] if partial else 0.0)
+        self.train_set.set_epoch(epoch)
+        order = epoch_order(len(self.train_set), config.seed, epoch, config.train_episodes)
+        train_steps = math.ceil(len(order) / config.batch_size)
+        train_meter = IoUAccumulator(self.train_set.class_ids, self.train_set.nclass)
+        if partial:
+            train_meter.load_state_dict(partial["train_meter"])
+        remaining = order[self.start_step * config.batch_size:]  # a resumed epoch skips its finished batches
+        run_epoch(self.model, make_loader(self.train_set, remaining, config.batch_size, config.num_workers), train_meter,
+                  self.device, self.optimizer, config.bf16, config.log_every, label=f"epoch {epoch} train",
+                  first_step=self.start_step, feature_cache=self.train_cache,
+                  on_step=functools.partial(self._after_train_step, epoch=epoch, meter=train_meter, began=began))
+        self.start_step, self.partial = 0, None
+        val_meter = IoUAccumulator(self.val_set.class_ids, self.val_set.nclass)
+        run_epoch(self.model, make_loader(self.val_set, None, config.batch_size, config.num_workers), val_meter,
+                  self.device, None, config.bf16, config.log_every, label=f"epoch {epoch} val",
+                  on_step=functools.partial(self._after_val_step, epoch=epoch, train_steps=train_steps,
+                                            meter=train_meter, began=began),
+                  feature_cache=self.val_cache)
+        record = {
+            "epoch": epoch,
+            "train_loss": train_meter.mean_loss(), "train_miou": train_meter.miou(), "train_fb_iou": train_meter.fb_iou(),
+            "val_loss": val_meter.mean_loss(), "val_miou": val_meter.miou(), "val_fb_iou": val_meter.fb_iou(),
+            "seconds": time.perf_counter() - began,
+        }
+        if record["val_miou"] > self.best["val_miou"]:  # strict, as HSNet: the earliest best epoch wins
+            self.best = {"epoch": epoch, "val_miou": record["val_miou"], "learner": learner_weights(self.model)}
+        record["best_epoch"] = self.best["epoch"]
+        self.history.append(record)
+        self.save_state(epoch + 1, 0, None)
+        self.stop.progress += 1
+        with open(self.progress_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        log.info("epoch %d/%d: %s", epoch + 1, config.epochs, json.dumps(record))
+        if self.stop.signal_name and epoch + 1 < config.epochs:
+            self.stop_here(epoch + 1, 0, None)
+
+    def finish(self) -> dict:
+        """Write the run's outputs (best.pt, last.pt, history, config, summary) and record the attempt."""
+        config, history, best, out_dir = self.config, self.history, self.best, Path(self.config.out_dir)
+        if self.val_cache is not None:
+            log.info("feature cache: %s", self.val_cache.summary())
+        last_epoch = history[-1]["epoch"] if history else None
+        last_miou = history[-1]["val_miou"] if history else None
+        atomic_torch_save(out_dir / "last.pt",
+                          checkpoint(config, learner_weights(self.model), last_epoch, last_miou, self.commit))
+        best_learner = best["learner"] if best["learner"] is not None else learner_weights(self.model)
+        atomic_torch_save(out_dir / "best.pt", checkpoint(config, best_learner, best["epoch"], best["val_miou"], self.commit))
+        atomic_write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        atomic_write_json(out_dir / "config.json", dataclasses.asdict(config))
+        summary = {
+            "best_epoch": best["epoch"], "best_val_miou": best["val_miou"],
+            "last_epoch": last_epoch, "last_val_miou": last_miou,
+            "epochs": len(history), "seconds": sum(h["seconds"] for h in history),
+            "train_episodes_per_epoch": min(len(self.train_set), config.train_episodes or len(self.train_set)),
+            "environment": environment(), "config": dataclasses.asdict(config),
+        }
+        atomic_write_json(out_dir / "train_summary.json", summary)
+        self.this_attempt.write("finished", self.stop.signal_name)
+        log.info("done: best epoch %s (val mIoU %.2f), last epoch %s", best["epoch"], best["val_miou"], last_epoch)
+        return summary
