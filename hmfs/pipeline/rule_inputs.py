@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from hmfs.pipeline.grid import EPISODE_FIGURES, Evaluation, evaluations, figure_runs, table_evaluations, table_rows, table_runs
-from hmfs.pipeline.paths import evaluation_path, predictions_path, run_dir, weights_path
+from hmfs.pipeline.paths import TRAINING_FILES, evaluation_path, predictions_path, run_dir, weights_path
 
 
 def table_inputs(config: dict[str, Any], table: str) -> list[str]:
@@ -31,7 +31,7 @@ def claims_histories(config: dict[str, Any], claims: list[dict[str, Any]]) -> li
         if claim["kind"] == "convergence" and claim["table"] in config["tables"]:
             variants = {variant for name, variant, origin in table_rows(config, claim["table"])
                         if name in (claim["a"], claim["b"]) and origin == "trained"}
-            files |= {f"{run_dir(out, run)}/history.jsonl" for run in table_runs(config, claim["table"])
+            files |= {f"{run_dir(out, run)}/{TRAINING_FILES['history']}" for run in table_runs(config, claim["table"])
                       if run.origin == "trained" and run.variant in variants}
     return sorted(files)
 
@@ -39,7 +39,7 @@ def claims_histories(config: dict[str, Any], claims: list[dict[str, Any]]) -> li
 def figure_inputs(config: dict[str, Any], figure: str) -> list[str]:
     out, runs = config["output_dir"], figure_runs(config, figure)
     if figure == "convergence":
-        return [f"{run_dir(out, run)}/history.jsonl" for run in runs]
+        return [f"{run_dir(out, run)}/{TRAINING_FILES['history']}" for run in runs]
     if figure in EPISODE_FIGURES:
         return [predictions_path(out, Evaluation(run, 1, run.benchmark)) for run in runs]
     if figure == "feature_maps":

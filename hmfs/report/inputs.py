@@ -14,9 +14,9 @@ from typing import Callable, Iterable, TypeVar
 
 from hmfs.names import BENCHMARKS, fold_names, parse_variant
 from hmfs.pipeline.grid import Evaluation, Run, parse_run_key
-from hmfs.pipeline.paths import evaluation_path, run_dir
+from hmfs.pipeline.paths import TRAINING_FILES, evaluation_path, run_dir
 
-HISTORY = "history.jsonl"  # a trained run's validation mIoU per epoch, in the run's folder
+HISTORY = TRAINING_FILES["history"]  # a trained run's validation mIoU per epoch, in the run's folder
 _EVALUATION = re.compile(r"eval_(?:on_(?P<test>[a-z]+)_)?(?P<shot>[0-9]+)shot\.json")
 _KEY_PARTS = 5  # Run.key: benchmark/backbone/variant/fold/seed<k>, or released/benchmark/backbone/variant/fold
 Key = TypeVar("Key")

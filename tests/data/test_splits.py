@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from hmfs.commands.convert_splits import add_parser
 from hmfs.data.splits import (
-    add_parser,
     coco_split_file,
     convert_coco_pickle,
     convert_splits,

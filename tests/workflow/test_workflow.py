@@ -190,7 +190,7 @@ def test_tiny_synthetic_pipeline_end_to_end(workdir):
 
     # Restyling a plot (a change to the plotting code) re-runs the plots and the report, nothing else.
     # (Snakemake compares checksums: a bare `touch` of the code changes nothing.)
-    code = workdir / "hmfs" / "plotting.py"
+    code = workdir / "hmfs" / "report" / "plotting.py"
     code.write_text(code.read_text().replace("DPI = 110", "DPI = 100"))
     rerun = snakemake(workdir, "--configfile", tiny.name, "--cores", "2")
     counts = job_counts(rerun.stdout + rerun.stderr)
@@ -271,7 +271,7 @@ def test_conda_env_pins_equal_requirements():
     assert declared  # the env pins something
     for name, version in declared.items():
         assert required.get(name) == version, f"envs/hmfs.yaml pins {name}=={version}, requirements.txt {required.get(name)}"
-    missing = set(required) - set(declared) - {"pytest", "snakemake-executor-plugin-slurm"}  # test / submit-side only
+    missing = set(required) - set(declared) - {"pytest", "pytest-xdist", "execnet", "snakemake-executor-plugin-slurm"}  # test / submit-side only
     assert not missing, f"requirements.txt pins {sorted(missing)} that envs/hmfs.yaml lacks"
     python = next(item for item in env["dependencies"] if isinstance(item, str) and item.startswith("python="))
     assert python == "python=3.11"
