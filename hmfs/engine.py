@@ -31,7 +31,7 @@ def learner_optimizer(model: HSNet, lr: float) -> torch.optim.Adam:
 
     torch's fused Adam does the same update in one kernel per step instead of several per
     parameter: on the CPU the step of the synthetic learner (98 tensors) took 4 ms instead of 22 ms
-    (`tests/test_model.py` checks it matches the per-parameter update). A resumed state keeps the
+    (`tests/model/test_model.py` checks it matches the per-parameter update). A resumed state keeps the
     implementation it was saved with (its `fused` flag comes back with its parameter groups).
     """
     return torch.optim.Adam(model.hpn_learner.parameters(), lr=lr, fused=True)

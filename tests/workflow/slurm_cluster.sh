@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A single-node SLURM with two fake GPUs for the cluster tests (tests/test_slurm.py), from Debian's packages.
+# A single-node SLURM with two fake GPUs for the cluster tests (tests/workflow/test_slurm.py), from Debian's packages.
 #
 #   tests/workflow/slurm_cluster.sh up      # install (if missing), configure, start; idempotent
 #   tests/workflow/slurm_cluster.sh down    # stop the daemons this script started, by their recorded PIDs
