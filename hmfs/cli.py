@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "hmfs.commands.train",
     "evaluate": "hmfs.commands.evaluate",
     "bench": "hmfs.commands.bench",
+    "plan": "hmfs.commands.plan",
     "fetch-weights": "hmfs.commands.fetch_weights",
     "check-released": "hmfs.commands.check_released",
     "fetch": "hmfs.commands.download",

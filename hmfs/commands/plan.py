@@ -1,0 +1,139 @@
+"""`python -m hmfs plan`: the estimated cost of a config's grid (episodes, FLOPs, GPU-hours, wall time on N GPUs) before any job."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+from hmfs.pipeline.checks import check_grid
+from hmfs.pipeline.plan import (
+    DEFAULT_DEVICE_CLASS, DEVICE_CLASSES, bench_throughput, device_class_throughput, plan,
+)
+from hmfs.runtime import atomic_write_json
+
+log = logging.getLogger(__name__)
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_GPUS = 64
+
+
+def load_config(path: Path) -> dict:
+    """The config at `path`, checked against the workflow's schema (when this checkout has it) and by check_grid."""
+    if not path.is_file():
+        raise FileNotFoundError(f"config not found: {path}")
+    config = yaml.safe_load(path.read_text())
+    try:
+        import jsonschema  # installed with snakemake (the `workflow` extra)
+    except ImportError:
+        jsonschema = None
+        log.warning("jsonschema is not installed: %s is not checked against the workflow's schema", path)
+    if jsonschema is not None and SCHEMA.is_file():
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(yaml.safe_load(SCHEMA.read_text())).iter_errors(config))
+        if error is not None:
+            where = ".".join(map(str, error.absolute_path)) or "(top level)"
+            raise ValueError(f"{path}: {where}: {error.message}")
+    check_grid(config)
+    return config
+
+
+def parse_gpus(value: str) -> int:
+    """--gpus as a positive int; ValueError naming the flag otherwise."""
+    try:
+        gpus = int(value)
+    except ValueError:
+        raise ValueError(f"--gpus must be a whole number of GPUs (at least 1), got {value!r}") from None
+    if gpus < 1:
+        raise ValueError(f"--gpus must be at least 1, got {gpus}")
+    return gpus
+
+
+def _g(flops: float) -> str:
+    return f"{flops / 1e9:,.1f}"
+
+
+def _count(n: float) -> str:
+    """1,234 / 62.0k / 126.1M: short enough for a column."""
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e4 else f"{n:,.0f}"
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:,.1f}" if hours >= 10 else f"{hours:.3g}"
+
+
+def format_plan(result: dict) -> str:
+    """Per-group lines (jobs that share backbone, variant and benchmark), then the totals; every hour an estimate."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for job in result["jobs"]:
+        groups[(job["kind"], job["group"])].append(job)
+    lines = [f"ESTIMATES from an analytic FLOP model and {result['throughput']['source']}; FLOP-bound: data "
+             "loading and small-batch latency are not counted.",
+             f"{'kind':9s}{'group':48s}{'jobs':>5s}{'episodes/job':>14s}{'fwd GFLOP/ep':>14s}{'bwd GFLOP/ep':>14s}"
+             f"{'est. GPU-h/job':>16s}{'est. GPU-h':>12s}"]
+    for (kind, group), jobs in sorted(groups.items()):
+        known = [j for j in jobs if j["gpu_hours"] is not None]
+        counts = sorted({j["episodes"] for j in known})
+        episodes = "?" if not counts else _count(counts[-1]) if len(counts) == 1 else \
+            f"{_count(counts[0])}-{_count(counts[-1])}"
+        group_hours = sum(j["gpu_hours"] for j in known)
+        each = _hours(group_hours / len(known)) if known else "?"
+        total = _hours(group_hours) if known else "?"
+        forward = sum(j["forward_per_episode"] for j in jobs) / len(jobs)
+        backward = sum(j["backward_per_episode"] for j in jobs) / len(jobs)
+        lines.append(f"{kind:9s}{group:48s}{len(jobs):5d}{episodes:>14s}{_g(forward):>14s}{_g(backward):>14s}"
+                     f"{each:>16s}{total:>12s}")
+    notes = sorted({j["note"] for j in result["jobs"] if j["hours"] is None and j["note"]})
+    totals = result["totals"]
+    lines += [f"  unknown length, left out of the totals: {note}" for note in notes]
+    lines += [
+        "",
+        f"trainings {totals['trainings']}, evaluations {totals['evaluations']}"
+        + (f" ({totals['unknown_length']} of unknown length, left out)" if totals["unknown_length"] else ""),
+        f"total FLOPs: {totals['flops']:.3g}",
+        f"estimated GPU-hours: {_hours(totals['gpu_hours'])} (training {_hours(totals['gpu_hours_train'])}, "
+        f"evaluation {_hours(totals['gpu_hours_evaluate'])})",
+        f"estimated wall time on {result['gpus']} GPUs (greedy, longest ready job first; each evaluation after its "
+        f"training): {_hours(totals['makespan_hours'])} h = {totals['makespan_hours'] / 24:.3g} days",
+        f"estimated longest chain (a training and its longest evaluation, {totals['longest_chain_run']}): "
+        f"{_hours(totals['longest_chain_hours'])} h",
+    ]
+    return "\n".join(lines)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("plan", help="estimated episodes, FLOPs and GPU-hours of the config's grid",
+                                   description=__doc__)
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="the workflow config (default: config.yaml)")
+    parser.add_argument("--bench", type=Path, default=None,
+                        help="a `python -m hmfs bench --out` JSON from the GPU the grid will run on (replaces --device-class)")
+    parser.add_argument("--device-class", default=DEFAULT_DEVICE_CLASS,
+                        help=f"assumed GPU class without --bench: {', '.join(f'{k} {v:g}' for k, v in DEVICE_CLASSES.items())} "
+                             f"TFLOP/s (assumptions, default {DEFAULT_DEVICE_CLASS})")
+    parser.add_argument("--gpus", default=str(DEFAULT_GPUS), help=f"GPUs the grid runs on at once (default {DEFAULT_GPUS})")
+    parser.add_argument("--workdir", type=Path, default=Path("."),
+                        help="the folder the workflow runs in, which the config's paths are relative to (default: here)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the plan as JSON")
+    parser.set_defaults(func=run_plan)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    gpus = parse_gpus(args.gpus)
+    if args.bench is not None:
+        if not args.bench.is_file():
+            raise FileNotFoundError(f"--bench file not found: {args.bench}")
+        try:
+            report = json.loads(args.bench.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--bench {args.bench}: not JSON ({error})") from None
+        rate = bench_throughput(report, str(args.bench))
+    else:
+        rate = device_class_throughput(args.device_class)
+    result = plan(load_config(args.config), rate, gpus, root=args.workdir)
+    print(format_plan(result))
+    if args.json:
+        atomic_write_json(args.json, result)
+    return 0
