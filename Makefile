@@ -23,11 +23,11 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 venv: $(BIN)/.installed
 
 # As root on Debian/Ubuntu the SLURM tests bring up a one-node SLURM (tests/workflow/slurm_cluster.sh); elsewhere they
-# skip, and -rs prints why (with CI=true they fail instead). Two workers take whole test files each
-# (pytest-xdist; tests/conftest.py starts the longest files first). Measured on 2 cores: three workers
-# or one torch thread per worker were slower (docs/speed.md).
+# skip, and -rs prints why (with CI=true they fail instead). Three workers take whole test files each
+# (pytest-xdist; tests/conftest.py starts the longest files first), each with one torch thread: on two
+# cores the third worker runs while the SLURM tests wait for their jobs (measured: docs/speed.md).
 test: venv
-	$(BIN)/python -m pytest -q -rs --durations=15 -n 2 --dist loadfile --no-loadscope-reorder
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -rs --durations=15 -n 3 --dist loadfile --no-loadscope-reorder
 
 # The whole pipeline on the embedded synthetic benchmark: data, pretraining, training, evaluation,
 # Tables 1-5, figures and report.html.

@@ -37,7 +37,9 @@ def test_tiny_synthetic_pipeline_end_to_end(workdir):
     assert len(report) > 100_000 and "table1" in report and "fig7_convergence.png" in report
     result = yaml.safe_load((out / "coco" / "resnet18" / "hm" / "fold0" / "seed0" / "eval_on_pascal_5shot.json").read_text())
     assert result["shot"] == 5 and sorted(result["class_ids"]) == [0, 3, 8, 10, 11, 14]  # Table 4, fold 0
-    assert time.monotonic() - began < 600
+    # A guard against a run gone slow, not a benchmark: under `make test` it shares two cores with two other
+    # workers (426 s measured on the slower AMD kind; 163-214 s with one other worker).
+    assert time.monotonic() - began < 900
 
     # A second run has nothing to do.
     again = snakemake(workdir, "--configfile", tiny.name, "--cores", "2")
