@@ -11,8 +11,13 @@ BENCHMARKS = ("pascal", "coco", "fss")  # PASCAL-5i, COCO-20i, FSS-1000
 FOLDED = ("pascal", "coco")  # FSS-1000 has one class split (trn/val/test), no folds
 NUM_FOLDS = 4  # fold0..fold3 of PASCAL-5i and COCO-20i
 NO_FOLD = "all"  # the fold folder of FSS-1000 runs
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")  # resnet50/101: the paper's; 18/34: the stand-in's
-MASKINGS = ("fm", "im", "hm")  # feature masking (HSNet), input masking, hybrid masking (HMFS)
+# Blocks per stage (layer1..layer4) of each supported torchvision ResNet; resnet50/101: the paper's, 18/34: the stand-in's.
+BACKBONE_BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3), "resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
+BACKBONES = tuple(BACKBONE_BLOCKS)
+# Which backbone maps each masking needs per support: (the plain image's, the input-masked image's).
+# The model's masking registry (hmfs/model/masking.py) and the FLOP model (hmfs/pipeline/flops.py) read it.
+SUPPORT_MAPS = {"fm": (True, False), "im": (False, True), "hm": (True, True)}
+MASKINGS = tuple(SUPPORT_MAPS)  # feature masking (HSNet), input masking, hybrid masking (HMFS)
 AUGMENT_SUFFIX = "_aug"  # a variant trained with the photometric augmentation: "hm_aug"
 TABLES = ("table1", "table2", "table3", "table4", "table5")
 ORIGINS = ("trained", "released")  # a run's checkpoint: trained by the workflow, or released by the authors

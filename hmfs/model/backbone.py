@@ -11,17 +11,12 @@ import torch
 import torchvision
 from torch import nn
 
+from hmfs.names import BACKBONE_BLOCKS, BACKBONES
+
 
 log = logging.getLogger(__name__)
 
-# Blocks per stage (layer1..layer4) of each supported torchvision ResNet.
-_BLOCKS = {
-    "resnet18": (2, 2, 2, 2),
-    "resnet34": (3, 4, 6, 3),
-    "resnet50": (3, 4, 6, 3),
-    "resnet101": (3, 4, 23, 3),
-}
-BACKBONES = tuple(_BLOCKS)
+_BLOCKS = BACKBONE_BLOCKS  # blocks per stage of each supported torchvision ResNet (hmfs.names)
 
 
 @dataclass(frozen=True)

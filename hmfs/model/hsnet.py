@@ -12,7 +12,7 @@ from torch import nn
 from hmfs.model.backbone import build_backbone, extract_features, feature_layout
 from hmfs.model.correlation import multilayer_correlation
 from hmfs.model.learner import HPNLearner
-from hmfs.model.masking import check_masking_name, masked_support_features
+from hmfs.model.masking import get_masking, masked_support_features
 
 
 # Largest layer-2 correlation (elements) batched per k-shot pass on the CPU (64 MiB of float32).
@@ -37,7 +37,7 @@ class HSNet(nn.Module):
         use_original_imgsize: bool = False,
     ):
         super().__init__()
-        check_masking_name(masking)
+        get_masking(masking)  # a ValueError naming the accepted ones
         self.backbone_name = backbone
         self.masking = masking
         self.layout = feature_layout(backbone)

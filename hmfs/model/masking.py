@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from hmfs.names import MASKINGS  # noqa: F401 (the names; the registry below defines each)
+from hmfs.names import MASKINGS, SUPPORT_MAPS  # noqa: F401 (MASKINGS: re-exported by hmfs.model)
 
 Maps = list[torch.Tensor]  # one (B, C, h, w) backbone map per feature block
 
@@ -58,9 +58,9 @@ class Masking:
 
 # The one registry of maskings, used by HSNet and by the training's feature cache alike.
 MASKING_REGISTRY = {m.name: m for m in (
-    Masking("fm", "feature_masking", True, False, lambda plain, masked, mask: feature_masking(plain, mask)),
-    Masking("im", "input_masking", False, True, lambda plain, masked, mask: masked),
-    Masking("hm", "hybrid_masking", True, True,
+    Masking("fm", "feature_masking", *SUPPORT_MAPS["fm"], lambda plain, masked, mask: feature_masking(plain, mask)),
+    Masking("im", "input_masking", *SUPPORT_MAPS["im"], lambda plain, masked, mask: masked),
+    Masking("hm", "hybrid_masking", *SUPPORT_MAPS["hm"],
             lambda plain, masked, mask: hybrid_masking(feature_masking(plain, mask), masked)),
 )}
 
@@ -71,10 +71,6 @@ def get_masking(name: str) -> Masking:
         raise ValueError(f"unknown masking {name!r}; accepted: "
                          + ", ".join(f"{m.name} ({m.long_name})" for m in MASKING_REGISTRY.values()))
     return MASKING_REGISTRY[name]
-
-
-def check_masking_name(name: str) -> None:
-    get_masking(name)
 
 
 def masked_support_features(

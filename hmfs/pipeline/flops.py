@@ -5,26 +5,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hmfs.names import MASKINGS
+from hmfs.names import BACKBONE_BLOCKS as RESNET_BLOCKS
+from hmfs.names import MASKINGS, SUPPORT_MAPS
 
 # Counted as torch.utils.flop_counter.FlopCounterMode counts: convolutions and matrix products only,
 # a multiply-add is 2 FLOPs, biases, norms, activations, interpolations and losses are free. A
 # convolution's backward is its forward twice (grad input, grad weight), once when its input needs
 # no gradient (the learner's first 4D convolutions read the correlation, which has none).
 
-# Blocks per stage (layer1..layer4) of torchvision's ResNets, as hmfs/model/backbone.py (tested equal).
-RESNET_BLOCKS = {
-    "resnet18": (2, 2, 2, 2),
-    "resnet34": (3, 4, 6, 3),
-    "resnet50": (3, 4, 6, 3),
-    "resnet101": (3, 4, 23, 3),
-}
 BOTTLENECK = ("resnet50", "resnet101")  # expansion 4; the others use BasicBlock (expansion 1)
 STAGE_PLANES = (64, 128, 256, 512)
-
-# Which backbone maps each masking needs for one support (plain image, input-masked image), as the
-# registry in hmfs/model/masking.py says (tested equal): HM runs the backbone twice per support.
-SUPPORT_MAPS = {"fm": (True, False), "im": (False, True), "hm": (True, True)}
 
 # HSNet's learner (hmfs/model/learner.py): squeeze channels, and per level its kernels and support strides.
 LEARNER_CHANNELS = (16, 64, 128)
