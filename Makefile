@@ -7,7 +7,7 @@ SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 CORES ?= all
 CONFIG ?= workflow/config.synthetic.yaml
 
-.PHONY: venv test synthetic fold report bench clean-venv
+.PHONY: venv test synthetic fold report bench gpu-check clean-venv
 
 # The virtual environment, re-made when requirements.txt or pyproject.toml change. pip compiles the
 # bytecode of every installed file on one core (torch's CUDA build: about 40 s here); compileall
@@ -48,6 +48,13 @@ report: venv
 
 bench: venv
 	$(BIN)/python -m hmfs bench --backbone resnet50 --masking hm --img-size 400
+
+# On a machine with a GPU (under 8 minutes): FM/HM x ResNet-50/101 at 400 px in fp32, bf16 and fp16,
+# peak memory, the loader's episodes/s, a 2-GPU epoch where two exist; then the paper grid's plan on them.
+GPU_CHECK ?= results/gpu_check.json
+gpu-check: venv
+	$(BIN)/python -m hmfs gpu-check --device cuda --out $(GPU_CHECK)
+	$(BIN)/python -m hmfs plan --bench $(GPU_CHECK)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -23,6 +23,12 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
+import sys
+
+sys.path.insert(0, workflow.basedir)  # the hmfs package beside the Snakefile
+from hmfs.pipeline.checks import check_renamed_keys
+
+check_renamed_keys(config)  # a renamed key gets its new name, not the schema's bare "unexpected"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -41,11 +47,13 @@ include: "workflow/cluster.smk"
 
 
 # Once the jobs are planned, before the first one runs (never in a dry run): no download unless
-# data.download allows it (workflow/common.smk), and a SLURM run that can work (workflow/cluster.smk).
+# data.download allows it (workflow/common.smk), a SLURM run that can work (workflow/cluster.smk), and
+# the grid's estimated cost in the log (`python -m hmfs plan` prints it whole).
 # Snakemake keeps a single onstart handler, so every such check is called from here.
 onstart:
     check_planned_downloads()
     check_slurm_submission()
+    show_plan()
 
 
 rule all:

@@ -20,6 +20,7 @@ COMMANDS = {
     "evaluate": "hmfs.commands.evaluate",
     "bench": "hmfs.commands.bench",
     "plan": "hmfs.commands.plan",
+    "gpu-check": "hmfs.commands.gpu_check",
     "fetch-weights": "hmfs.commands.fetch_weights",
     "check-released": "hmfs.commands.check_released",
     "fetch": "hmfs.commands.download",

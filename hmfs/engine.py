@@ -3,27 +3,48 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import logging
 import time
 from fractions import Fraction
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
+from hmfs.names import PRECISIONS
 from hmfs.metrics import IoUAccumulator, classify_prediction
 from hmfs.model import HSNet
 from hmfs.model.feature_cache import FeatureCache
 
+if TYPE_CHECKING:  # the training layer's type; the engine does not import it
+    from hmfs.training.distributed import Share
+
 log = logging.getLogger(__name__)
 
 
-def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast on `device` when asked for, else a no-op context."""
-    if not bf16:
+# Arithmetic precision of the model's forward: fp32, or autocast to bf16 / fp16 (fp16 trains with a
+# gradient scaler). Measured on the synthetic stand-in in docs/speed.md ("Precision").
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+    return precision
+
+
+def autocast(device: torch.device, precision: str = "fp32"):
+    """Autocast to `precision` (bf16 / fp16) on `device`; fp32: a no-op context."""
+    if check_precision(precision) == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])
+
+
+def gradient_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
+    """fp16 training's loss scaler (fp16's narrow range would flush small gradients to 0); None otherwise."""
+    return torch.amp.GradScaler(device.type) if check_precision(precision) == "fp16" else None
 
 
 def learner_optimizer(model: HSNet, lr: float) -> torch.optim.Adam:
@@ -35,6 +56,11 @@ def learner_optimizer(model: HSNet, lr: float) -> torch.optim.Adam:
     implementation it was saved with (its `fused` flag comes back with its parameter groups).
     """
     return torch.optim.Adam(model.hpn_learner.parameters(), lr=lr, fused=True)
+
+
+def episode_logits(model: HSNet, batch: dict) -> torch.Tensor:
+    """1-shot logits (B, 2, H, W) of a batch: query against support 0."""
+    return model(batch["query_img"], batch["support_imgs"][:, 0], batch["support_masks"][:, 0])
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -58,12 +84,15 @@ def run_epoch(
     accumulator: IoUAccumulator,
     device: torch.device,
     optimizer: torch.optim.Optimizer | None = None,
-    bf16: bool = False,
+    precision: str = "fp32",
     log_every: int = 50,
     label: str = "",
     first_step: int = 0,
     on_step: Callable[[int], None] | None = None,
     feature_cache: FeatureCache | None = None,
+    forward: Callable[[dict], torch.Tensor] | None = None,
+    shares: Sequence[Share] | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """Train (when `optimizer` is given) or validate the 1-shot model over `loader`, as HSNet does.
 
@@ -71,29 +100,48 @@ def run_epoch(
     against the label (ignoring `query_ignore_idx`). Results accumulate in `accumulator`.
     `first_step`: batches of this pass already done (a resumed epoch); `on_step(step)` is called
     after every batch with the number of batches done so far. `feature_cache`: take the backbone
-    maps from it (only for a loader without augmentation; see `FeatureCache`).
+    maps from it (only for a loader without augmentation; see `FeatureCache`). `forward(batch)`:
+    the logits, instead (a DistributedDataParallel wrapper). `shares`: per batch of `loader`, this
+    data-parallel rank's share of a global batch (`hmfs.training.distributed.Share`: the weight of its
+    loss in the gradient and in the reported loss; a stand-in batch is not scored). `scaler`: fp16's
+    gradient scaler.
     """
     training = optimizer is not None
     model.train_mode() if training else model.eval()
+    if forward is None:
+        forward = feature_cache.forward if feature_cache is not None else functools.partial(episode_logits, model)
     started = time.perf_counter()
     with torch.set_grad_enabled(training):
         for step, batch in enumerate(loader, start=first_step + 1):
             batch = to_device(batch, device)
-            with autocast(device, bf16):
-                if feature_cache is not None:
-                    logits = feature_cache.forward(batch)
-                else:
-                    logits = model(batch["query_img"], batch["support_imgs"][:, 0], batch["support_masks"][:, 0])
+            share = None if shares is None else shares[step - first_step - 1]
+            weight = 1.0 if share is None else share.weight
+            with autocast(device, precision):
+                logits = forward(batch)
             logits = logits.float()
             loss = model.compute_objective(logits, batch["query_mask"])
             if training:
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                weighted = loss if weight == 1.0 else loss * weight
+                if scaler is not None:
+                    scaler.scale(weighted).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    weighted.backward()
+                    optimizer.step()
+            if share is not None and not share.counted:  # a stand-in: this rank has no share of a short last batch
+                if on_step is not None:
+                    on_step(step)
+                continue
             area_inter, area_union = classify_prediction(
                 logits.argmax(dim=1), batch["query_mask"], batch.get("query_ignore_idx")
             )
-            accumulator.update(area_inter, area_union, batch["class_id"], loss.item())
+            if share is None:
+                accumulator.update(area_inter, area_union, batch["class_id"], loss.item())
+            else:
+                accumulator.update(area_inter, area_union, batch["class_id"], loss.item() * share.loss_share,
+                                   batches=int(share.counts_batch))
             if on_step is not None:
                 on_step(step)
             if log_every and step % log_every == 0:
@@ -172,7 +220,7 @@ def evaluate_episodes(
     accumulator: IoUAccumulator,
     shot: int,
     device: torch.device,
-    bf16: bool = False,
+    precision: str = "fp32",
     keep_predictions: int = 0,
     log_every: int = 100,
     keep_smallest: int = 0,
@@ -199,7 +247,7 @@ def evaluate_episodes(
         out_size = None
         if "org_query_imsize" in batch:
             out_size = tuple(int(v) for v in batch["query_mask"].shape[-2:])
-        with autocast(device, bf16):
+        with autocast(device, precision):
             pred = model.predict_mask_nshot(
                 batch["query_img"], batch["support_imgs"][:, :shot], batch["support_masks"][:, :shot], out_size
             )

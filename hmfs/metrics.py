@@ -71,12 +71,14 @@ class IoUAccumulator:
         episode: torch.Tensor | Sequence[int] | None = None,
         query_fg_pixels: torch.Tensor | None = None,
         query_valid_pixels: torch.Tensor | None = None,
+        batches: int = 1,
     ) -> None:
         """Add a batch: area_inter, area_union (B, 2); class_id (B,); loss: the batch's mean loss.
 
         With keep_episodes only: episode (B,) episode indices (default: the running count);
         query_fg_pixels, query_valid_pixels (B,): the query label's foreground and non-ignored
-        pixels, for its foreground fraction (unknown when not given).
+        pixels, for its foreground fraction (unknown when not given). batches: how many batches `loss`
+        counts as (a data-parallel rank adds its share of a global batch's loss, and only rank 0 counts it).
         """
         class_id = class_id.long().cpu().view(-1)
         self.intersection.index_add_(1, class_id, area_inter.long().cpu().t())
@@ -84,7 +86,7 @@ class IoUAccumulator:
         self.episodes.index_add_(0, class_id, torch.ones_like(class_id))
         if loss is not None:  # HSNet reports the plain mean of the batch losses
             self.loss_sum += float(loss)
-            self.loss_count += 1
+            self.loss_count += batches
         if self.keep_episodes:
             size = class_id.numel()
             if episode is None:

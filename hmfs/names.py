@@ -22,6 +22,9 @@ AUGMENT_SUFFIX = "_aug"  # a variant trained with the photometric augmentation: 
 TABLES = ("table1", "table2", "table3", "table4", "table5")
 ORIGINS = ("trained", "released")  # a run's checkpoint: trained by the workflow, or released by the authors
 
+# Arithmetic precision of the model's forward (hmfs.engine.autocast): fp32, or autocast to bf16 / fp16.
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 
 def variant_name(masking: str, augment: bool) -> str:
     """The folder of a training variant: the masking, with `_aug` when trained with augmentation."""

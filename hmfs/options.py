@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from hmfs.data.splits import packaged_splits_dir
-from hmfs.names import BACKBONES, BENCHMARKS, MASKINGS
+from hmfs.names import BACKBONES, BENCHMARKS, MASKINGS, PRECISIONS
 
 
 def add_common_model_args(parser: argparse.ArgumentParser, backbone_from_checkpoint: bool = False) -> None:
@@ -31,7 +31,8 @@ def add_common_model_args(parser: argparse.ArgumentParser, backbone_from_checkpo
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (measure its mIoU against fp32 first)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32, or bf16 / fp16 autocast (docs/speed.md, \"Precision\": measured on the stand-in)")
 
 
 def resolve_splits_dir(splits_dir: Path | None) -> Path:

@@ -6,7 +6,7 @@ import sys
 sys.path.insert(0, workflow.basedir)  # the hmfs package beside the Snakefile
 
 from hmfs import names
-from hmfs.pipeline import argv, assets, checks, grid, paths, rule_inputs
+from hmfs.pipeline import argv, assets, checks, grid, paths, plan, rule_inputs
 from hmfs.pipeline.code import code_files
 
 checks.check_grid(config)
@@ -134,3 +134,11 @@ def check_planned_downloads():
         [job.wildcards.filename for job in workflow.dag.needrun_jobs() if job.rule.name == "download_asset"],
         workflow.overwrite_configfiles,
     )
+
+
+def show_plan():
+    """The grid's estimated cost, short, in the log of a run that starts on GPUs (called by the Snakefile's onstart)."""
+    if config["device"] == "cpu":
+        return
+    estimate = plan.plan(config, plan.device_class_throughput(plan.DEFAULT_DEVICE_CLASS), gpus=64)  # paths relative to where snakemake runs
+    print(plan.short_summary(estimate), file=sys.stderr)

@@ -8,6 +8,8 @@
 # of the limit (resources.train.save_before_limit) and exits with code 75; Snakemake resubmits it
 # (slurm/config.yaml) and it resumes. The state folder keeps every attempt's log (train.log) and a
 # record of each attempt (attempts.jsonl); this rule's log holds the last attempt.
+# A job with several GPUs (resources.train.gpu: a number, or one per benchmark) runs one training
+# process per GPU under torchrun on its node; threads, mem_mb and workers are per process.
 
 
 rule train_model:
@@ -16,17 +18,20 @@ rule train_model:
         weights=lambda wildcards: paths.weights_path(config, wildcards.backbone),
     output:
         **{name: f"{OUT}/{grid.TRAINED_KEY}/{file}" for name, file in paths.TRAINING_FILES.items()},
-    params:
-        flags=lambda wildcards: flags(argv.train_flags(config, run_of(wildcards))),
     log:
         f"{OUT}/logs/train_model/{grid.TRAINED_KEY}.log",
     benchmark:
         f"{OUT}/benchmarks/train_model/{grid.TRAINED_KEY}.tsv"
-    threads: job("train", "threads")
+    params:
+        flags=lambda wildcards: flags(argv.train_flags(config, run_of(wildcards))),
+        launcher=lambda wildcards: flags(argv.train_launcher(config, wildcards.benchmark)),
+        # each process's share of the job's threads (Snakemake lowers {threads} to --cores on a small machine)
+        threads_per_process=lambda wildcards, threads: max(1, threads // argv.training_ranks(config, wildcards.benchmark)),
+    threads: lambda wildcards: job("train", "threads") * argv.training_ranks(config, wildcards.benchmark)
     resources:
-        mem_mb=job("train", "mem_mb"),
+        mem_mb=lambda wildcards: job("train", "mem_mb") * argv.training_ranks(config, wildcards.benchmark),
         runtime=job("train", "runtime"),
-        gpu=job("train", "gpu"),
+        gpu=lambda wildcards: argv.training_gpus(config, wildcards.benchmark),
         slurm_extra=argv.train_sbatch_flags(config),
         # Snakemake's attempt number of this job, for the trainer: a retry refuses to start after two
         # attempts in a row that got the time-limit signal before finishing a single step.
@@ -34,4 +39,5 @@ rule train_model:
     conda:
         "../envs/hmfs.yaml"
     shell:
-        "python -m hmfs --threads {threads} train {params.flags} --attempt {resources.attempt} > {log} 2>&1"
+        "{params.launcher} -m hmfs --threads {params.threads_per_process} train {params.flags} "
+        "--attempt {resources.attempt} > {log} 2>&1"

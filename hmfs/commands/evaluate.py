@@ -43,7 +43,7 @@ def evaluate(
     batch_size: int = 1,
     num_workers: int = 0,
     device: str = "cpu",
-    bf16: bool = False,
+    precision: str = "fp32",
     use_original_imgsize: bool = False,
     class_ids: list[int] | None = None,
     keep_predictions: int = 0,
@@ -86,17 +86,18 @@ def evaluate(
                   random_backbone=random_backbone, use_original_imgsize=use_original_imgsize)
     load_hsnet_checkpoint(model, state)
     model.to(torch_device).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=torch_device.type == "cuda", **({"prefetch_factor": 4} if num_workers else {}))
     accumulator = IoUAccumulator(dataset.class_ids, dataset.nclass, keep_episodes=True)
     log.info("evaluating %s (%s, %s) on %s fold %d: %d-shot, %d episodes",
              checkpoint, backbone, masking, benchmark, fold, shot, len(dataset))
-    run = evaluate_episodes(model, loader, accumulator, shot, torch_device, bf16, keep_predictions,
+    run = evaluate_episodes(model, loader, accumulator, shot, torch_device, precision, keep_predictions,
                             keep_smallest=keep_smallest)
     result = {
         **accumulator.summary(),
         "benchmark": benchmark, "fold": fold, "split": split, "shot": shot, "backbone": backbone,
         "masking": masking, "seed": seed, "img_size": img_size, "use_original_imgsize": use_original_imgsize,
-        "class_ids": list(dataset.class_ids), "device": str(torch_device), "bf16": bf16, "batch_size": batch_size,
+        "class_ids": list(dataset.class_ids), "device": str(torch_device), "precision": precision, "batch_size": batch_size,
         "checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
         "checkpoint_origin": checkpoint_origin,
         **{f"checkpoint_{key}": value for key, value in checkpoint_metadata(state).items()},
@@ -181,7 +182,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         backbone_weights=args.backbone_weights, random_backbone=args.random_backbone,
         backbone_from_checkpoint=args.backbone_from_checkpoint, checkpoint_origin=args.checkpoint_origin, shot=args.shot,
         split=args.split, img_size=args.img_size, episodes=args.episodes, seed=args.seed,
-        batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, bf16=args.bf16,
+        batch_size=args.batch_size, num_workers=args.num_workers, device=args.device, precision=args.precision,
         use_original_imgsize=args.use_original_imgsize, class_ids=args.class_ids,
         keep_predictions=args.num_predictions if args.predictions else 0,
         keep_smallest=args.num_smallest_predictions if args.predictions else 0,

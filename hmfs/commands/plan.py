@@ -19,6 +19,9 @@ from hmfs.runtime import atomic_write_json
 log = logging.getLogger(__name__)
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_GPUS = 64
+STOP_CASES_LABELS = {"cap": "every training to its epoch cap (an upper bound)",
+                     "assumed": "ASSUMED: best by min_epochs, stopped patience later",
+                     "earliest": "every training at the earliest stop (a lower bound)"}
 
 
 def load_config(path: Path) -> dict:
@@ -94,13 +97,20 @@ def format_plan(result: dict) -> str:
         f"trainings {totals['trainings']}, evaluations {totals['evaluations']}"
         + (f" ({totals['unknown_length']} of unknown length, left out)" if totals["unknown_length"] else ""),
         f"total FLOPs: {totals['flops']:.3g}",
-        f"estimated GPU-hours: {_hours(totals['gpu_hours'])} (training {_hours(totals['gpu_hours_train'])}, "
+        f"estimated GPU-hours with every training at its epoch cap: {_hours(totals['gpu_hours'])} (training {_hours(totals['gpu_hours_train'])}, "
         f"evaluation {_hours(totals['gpu_hours_evaluate'])})",
         f"estimated wall time on {result['gpus']} GPUs (greedy, longest ready job first; each evaluation after its "
         f"training): {_hours(totals['makespan_hours'])} h = {totals['makespan_hours'] / 24:.3g} days",
         f"estimated longest chain (a training and its longest evaluation, {totals['longest_chain_run']}): "
         f"{_hours(totals['longest_chain_hours'])} h",
+        "",
+        "by where the stopping rule (train.<benchmark>.patience, min_epochs) ends the trainings:",
+        f"{'case':58s}{'est. GPU-h':>12s}{'est. wall h':>13s}{'days':>7s}{'chain h':>9s}",
     ]
+    for case, label in STOP_CASES_LABELS.items():
+        row = totals["by_stop"][case]
+        lines.append(f"{label:58s}{_hours(row['gpu_hours']):>12s}{_hours(row['makespan_hours']):>13s}"
+                     f"{row['makespan_hours'] / 24:7.2f}{_hours(row['longest_chain_hours']):>9s}")
     return "\n".join(lines)
 
 
@@ -122,6 +132,7 @@ def add_parser(subparsers) -> None:
 
 def run_plan(args: argparse.Namespace) -> int:
     gpus = parse_gpus(args.gpus)
+    config = load_config(args.config)
     if args.bench is not None:
         if not args.bench.is_file():
             raise FileNotFoundError(f"--bench file not found: {args.bench}")
@@ -129,10 +140,10 @@ def run_plan(args: argparse.Namespace) -> int:
             report = json.loads(args.bench.read_text())
         except json.JSONDecodeError as error:
             raise ValueError(f"--bench {args.bench}: not JSON ({error})") from None
-        rate = bench_throughput(report, str(args.bench))
+        rate = bench_throughput(report, str(args.bench), config["train"]["precision"])
     else:
         rate = device_class_throughput(args.device_class)
-    result = plan(load_config(args.config), rate, gpus, root=args.workdir)
+    result = plan(config, rate, gpus, root=args.workdir)
     print(format_plan(result))
     if args.json:
         atomic_write_json(args.json, result)

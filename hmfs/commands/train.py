@@ -22,7 +22,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (best.pt, last.pt, history.jsonl, ...)")
     parser.add_argument("--state-dir", type=Path, default=None, help="resumable state (default: <out>.state)")
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--epochs", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=2000, help="the epoch cap (HSNet's niter)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="stop once the best validation mIoU is this many epochs old (default: train to --epochs)")
+    parser.add_argument("--min-epochs", type=int, default=0, help="with --patience: never stop before this many epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-seed", type=int, default=0)
     parser.add_argument("--val-episodes", type=int, default=None,
@@ -54,9 +57,10 @@ def run_train(args: argparse.Namespace) -> int:
         fold=args.fold, backbone=args.backbone, masking=args.masking, out_dir=str(args.out),
         backbone_weights=str(args.backbone_weights) if args.backbone_weights else None,
         random_backbone=args.random_backbone, state_dir=str(args.state_dir) if args.state_dir else None,
-        img_size=args.img_size, batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, seed=args.seed,
+        img_size=args.img_size, batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, patience=args.patience, min_epochs=args.min_epochs,
+        seed=args.seed,
         val_seed=args.val_seed, val_episodes=args.val_episodes, train_episodes=args.train_episodes,
-        augment=args.augment, augment_ops=args.augment_ops, num_workers=args.num_workers, device=args.device, bf16=args.bf16,
+        augment=args.augment, augment_ops=args.augment_ops, num_workers=args.num_workers, device=args.device, precision=args.precision,
         log_every=args.log_every, checkpoint_every=args.checkpoint_every, cache_features=args.cache_features,
     )
     try:

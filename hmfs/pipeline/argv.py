@@ -34,10 +34,30 @@ def _model_flags(config: dict[str, Any], run: Run) -> list[str]:
     return flags + ["--backbone-from-checkpoint"]
 
 
+def training_gpus(config: dict[str, Any], benchmark: str) -> int:
+    """GPUs of one training job of `benchmark`: resources.train.gpu, a number or one per benchmark."""
+    gpu = config["resources"]["train"]["gpu"]
+    return int(gpu[benchmark] if isinstance(gpu, dict) else gpu)
+
+
+def training_ranks(config: dict[str, Any], benchmark: str) -> int:
+    """Training processes of one job: one per GPU (with device cpu: as many gloo processes), at least one."""
+    return max(1, training_gpus(config, benchmark))
+
+
+def train_launcher(config: dict[str, Any], benchmark: str) -> list[str]:
+    """What starts `-m hmfs ... train`: python, or torchrun with one process per GPU on the job's node."""
+    ranks = training_ranks(config, benchmark)
+    if ranks == 1:
+        return ["python"]
+    return ["torchrun", "--standalone", f"--nproc-per-node={ranks}"]
+
+
 def train_flags(config: dict[str, Any], run: Run) -> list[str]:
     schedule, train = config["train"][run.benchmark], config["train"]
     flags = _data_flags(config, run.benchmark) + ["--fold", str(fold_index(run.fold))] + _model_flags(config, run)
     flags += ["--img-size", str(train["img_size"]), "--batch-size", str(schedule["batch_size"]),
+              "--precision", train["precision"],
               "--lr", str(schedule["lr"]), "--epochs", str(schedule["epochs"]), "--seed", str(run.seed),
               "--val-seed", str(train["val_seed"]), "--checkpoint-every", str(train["checkpoint_every"]),
               "--out", run_dir(config["output_dir"], run), "--state-dir", state_dir(config["output_dir"], run)]
@@ -48,8 +68,9 @@ def train_flags(config: dict[str, Any], run: Run) -> list[str]:
         flags.append("--augment")
         if train.get("augment_ops") is not None:
             flags += ["--augment-ops", *train["augment_ops"]]
-    if train["bf16"]:
-        flags.append("--bf16")
+    for key in ("patience", "min_epochs"):
+        if schedule.get(key) is not None:
+            flags += [f"--{key.replace('_', '-')}", str(schedule[key])]
     if train.get("cache_features"):
         flags.append("--cache-features")
     workers = config["resources"]["train"].get("workers")
@@ -89,8 +110,7 @@ def evaluation_flags(config: dict[str, Any], evaluation: Evaluation) -> list[str
             raise ValueError(f"cross-domain evaluation {run.benchmark} -> {evaluation.test_benchmark} is not "
                              "defined; Table 4 trains on coco and tests on pascal")
         flags += ["--class-names", *table4_class_names(run.fold)]
-    if settings["bf16"]:
-        flags.append("--bf16")
+    flags += ["--precision", settings["precision"]]
     return flags
 
 

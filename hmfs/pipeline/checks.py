@@ -22,6 +22,34 @@ def check_released_files(config: dict[str, Any]) -> None:
             f"`python -m hmfs check-released --dir {config['released']['dir']}`; or set those rows' source to trained.")
 
 
+# Keys a config of an older hmfs may still carry, and what replaced them.
+RENAMED_KEYS = {("train", "bf16"): "train.precision: bf16 (or fp32 / fp16)",
+                ("evaluate", "bf16"): "evaluate.precision: bf16 (or fp32 / fp16)"}
+
+
+def check_renamed_keys(config: dict[str, Any]) -> None:
+    """A key that was renamed: name the new key (run before the schema, whose message would only say "unexpected")."""
+    old = [f"{section}.{key}: write {new}" for (section, key), new in RENAMED_KEYS.items()
+           if isinstance(config.get(section), dict) and key in config[section]]
+    if old:
+        raise ValueError("the config uses keys that were renamed: " + "; ".join(old))
+
+
+def check_training_settings(config: dict[str, Any]) -> None:
+    """Each benchmark's stopping rule and its global batch against its GPUs."""
+    gpu = config["resources"]["train"]["gpu"]
+    for benchmark in ("pascal", "coco", "fss"):
+        schedule = config["train"][benchmark]
+        ranks = max(1, int(gpu[benchmark] if isinstance(gpu, dict) else gpu))
+        if schedule.get("min_epochs", 0) > schedule["epochs"] and schedule.get("patience") is not None:
+            raise ValueError(f"train.{benchmark}.min_epochs ({schedule['min_epochs']}) exceeds train.{benchmark}.epochs "
+                             f"({schedule['epochs']}): the patience rule could never stop a run; lower min_epochs")
+        if schedule["batch_size"] < ranks:
+            raise ValueError(f"train.{benchmark}.batch_size ({schedule['batch_size']}) is smaller than the {ranks} GPUs "
+                             f"of resources.train.gpu: each GPU needs at least one episode of the global batch; "
+                             f"lower the GPUs or raise the batch")
+
+
 def check_grid(config: dict[str, Any]) -> None:
     """Checks the schema cannot express; each error names the key and the fix."""
     for table, spec in config["tables"].items():
@@ -64,5 +92,6 @@ def check_grid(config: dict[str, Any]) -> None:
                 for name, row in spec["rows"].items() if row.get("source", "trained") != "trained"]
         raise ValueError(f"{', '.join(rows[:3])} read released checkpoints, but the config has no `released:` section "
                          "(released: {dir: resources/released, backbone_weights: checkpoint})")
+    check_training_settings(config)
     if config["folds"] != sorted(config["folds"]):
         raise ValueError(f"folds must be in increasing order, got {config['folds']}")

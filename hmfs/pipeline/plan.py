@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import heapq
-from dataclasses import asdict, dataclass
+import statistics
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hmfs.pipeline.argv import training_gpus
 from hmfs.pipeline.episode_counts import EpisodeCounter
 from hmfs.pipeline.flops import episode_flops
 from hmfs.pipeline.grid import evaluations, training_runs
+from hmfs.training.stopping import assumed_stop, earliest_stop
+
+# The stopping cases a plan is given for: every training to its cap, stopped at the earliest epoch its rule
+# allows, and the assumed middle (best epoch by min_epochs, stopped `patience` epochs later).
+STOP_CASES = {"cap": None, "assumed": assumed_stop, "earliest": earliest_stop}
 
 # ASSUMED sustained TFLOP/s of one GPU on this workload (convolutions of small batches, fp32): round
 # guesses to size a plan, not measurements. `python -m hmfs bench --out FILE` on the GPU replaces them.
@@ -36,9 +43,9 @@ def device_class_throughput(name: str) -> Throughput:
                                   "not a measurement)")
 
 
-def bench_throughput(report: dict[str, Any], source: str = "bench file") -> Throughput:
-    """Achieved FLOP/s from a `python -m hmfs bench` report: the FLOP model of its 1-shot evaluation and
-    training step over their measured median milliseconds (`results.eval_1shot.total`, `results.train_step.total`)."""
+def _achieved(report: dict[str, Any], source: str) -> tuple[float, float]:
+    """(training, evaluation) FLOP/s of one `python -m hmfs bench` report: the FLOP model of its 1-shot
+    evaluation and training step over their measured median milliseconds."""
     try:
         model = episode_flops(report["backbone"], report["masking"], int(report["img_size"]))
         eval_ms = float(report["results"]["eval_1shot"]["total"])
@@ -46,13 +53,27 @@ def bench_throughput(report: dict[str, Any], source: str = "bench file") -> Thro
         eval_batch = int(report["batch_size"])
         train_batch = int(report.get("train_batch_size") or eval_batch)
     except (KeyError, TypeError) as error:
-        raise ValueError(f"{source}: not a `python -m hmfs bench --out` report (missing {error})") from None
+        raise ValueError(f"{source}: not a `python -m hmfs bench --out` or `gpu-check` report (missing {error})") from None
     if eval_ms <= 0 or train_ms <= 0:
         raise ValueError(f"{source}: measured times must be positive, got {eval_ms} and {train_ms} ms")
-    evaluate = eval_batch * model.evaluation(1) / (eval_ms / 1000)
-    train = train_batch * (model.training_forward + model.training_backward) / (train_ms / 1000)
-    return Throughput(train, evaluate, f"measured: {source} ({report['backbone']} {report['masking']} "
-                      f"{report['img_size']}px on {report.get('device', '?')}), applied to every backbone and size")
+    return (train_batch * (model.training_forward + model.training_backward) / (train_ms / 1000),
+            eval_batch * model.evaluation(1) / (eval_ms / 1000))
+
+
+def bench_throughput(report: dict[str, Any], source: str = "bench file", precision: str = "fp32") -> Throughput:
+    """Achieved FLOP/s from a `python -m hmfs bench` report, or the median over the `precision` reports of a
+    `python -m hmfs gpu-check` file (the grid's precision: train.precision)."""
+    if "reports" not in report:
+        train, evaluate = _achieved(report, source)
+        return Throughput(train, evaluate, f"measured: {source} ({report['backbone']} {report['masking']} "
+                          f"{report['img_size']}px on {report.get('device', '?')}), applied to every backbone and size")
+    usable = [r for r in report["reports"] if "error" not in r and r.get("precision", "fp32") == precision]
+    if not usable:
+        raise ValueError(f"{source}: no successful {precision} report (run gpu-check with --precisions {precision})")
+    rates = [_achieved(r, source) for r in usable]
+    train, evaluate = (statistics.median(rate[i] for rate in rates) for i in (0, 1))
+    return Throughput(train, evaluate, f"measured: {source} (gpu-check on {report.get('device_name', report.get('device'))}, "
+                      f"median of {len(usable)} {precision} reports), applied to every backbone and size")
 
 
 @dataclass
@@ -70,6 +91,7 @@ class Job:
     hours: float | None  # estimated wall hours (linear scaling over its GPUs assumed)
     depends_on: str | None = None
     note: str = ""
+    stop_shares: dict[str, float] | None = None  # trainings: epochs in each STOP_CASES case / the epoch cap
 
     @property
     def gpu_hours(self) -> float | None:
@@ -80,7 +102,7 @@ def _training_job(config: dict[str, Any], run, counter: EpisodeCounter, rate: Th
     schedule, size = config["train"][run.benchmark], config["train"]["img_size"]
     model = episode_flops(run.backbone, run.masking, size)
     train, val = counter.train_per_epoch(run), counter.val_per_epoch(run)
-    gpus = max(1, config["resources"]["train"]["gpu"])
+    gpus = training_gpus(config, run.benchmark) or 1
     known = train.episodes is not None and val.episodes is not None
     epochs = schedule["epochs"]
     episodes = epochs * (train.episodes + val.episodes) if known else None
@@ -91,8 +113,13 @@ def _training_job(config: dict[str, Any], run, counter: EpisodeCounter, rate: Th
     note = "; ".join(n for n in (train.note, val.note) if n)
     if known:
         note = f"{epochs} epochs x ({train.episodes} train + {val.episodes} val)" + (f"; {note}" if note else "")
+    rule = (epochs, schedule.get("patience"), schedule.get("min_epochs", 0))
+    stops = {case: epochs if stop is None else stop(*rule) for case, stop in STOP_CASES.items()}
+    if stops["earliest"] < epochs:
+        note += f"; the stopping rule ends it after {stops['earliest']}-{epochs} (assumed {stops['assumed']})"
     return Job(run.key, "train", f"{run.benchmark} {run.backbone} {run.variant}", episodes, model.training_forward,
-               model.training_backward, flops, gpus, None if seconds is None else seconds / 3600 / gpus, note=note)
+               model.training_backward, flops, gpus, None if seconds is None else seconds / 3600 / gpus, note=note,
+               stop_shares={case: n / epochs for case, n in stops.items()})
 
 
 def _evaluation_job(config: dict[str, Any], evaluation, counter: EpisodeCounter, rate: Throughput) -> Job:
@@ -157,6 +184,12 @@ def plan(config: dict[str, Any], rate: Throughput, gpus: int, root: Path | None 
     gpu_hours = {kind: sum(j.gpu_hours for j in jobs if j.kind == kind and j.gpu_hours is not None)
                  for kind in ("train", "evaluate")}
     chain, chain_key = longest_chain(jobs)
+    by_stop = {}
+    for case in STOP_CASES:
+        scaled = [replace(j, hours=None if j.hours is None or not j.stop_shares else j.hours * j.stop_shares[case])
+                  if j.kind == "train" else j for j in jobs]
+        by_stop[case] = {"gpu_hours": sum(j.gpu_hours for j in scaled if j.gpu_hours is not None),
+                         "makespan_hours": greedy_schedule(scaled, gpus), "longest_chain_hours": longest_chain(scaled)[0]}
     return {
         "estimate": True, "throughput": asdict(rate), "gpus": gpus,
         "jobs": [{**asdict(j), "gpu_hours": j.gpu_hours} for j in jobs],
@@ -167,6 +200,21 @@ def plan(config: dict[str, Any], rate: Throughput, gpus: int, root: Path | None 
             "gpu_hours_train": gpu_hours["train"], "gpu_hours_evaluate": gpu_hours["evaluate"],
             "gpu_hours": gpu_hours["train"] + gpu_hours["evaluate"],
             "makespan_hours": greedy_schedule(jobs, gpus),
+            "by_stop": by_stop,
             "longest_chain_hours": chain, "longest_chain_run": chain_key,
         },
     }
+
+
+def short_summary(result: dict[str, Any]) -> str:
+    """Three lines for the log of a run that starts: the grid's estimated cost (`python -m hmfs plan` has the rest)."""
+    totals, cases = result["totals"], result["totals"]["by_stop"]
+    wall = {case: f"{row['makespan_hours'] / 24:.2g} days" for case, row in cases.items()}
+    return "\n".join([
+        f"hmfs plan (ESTIMATES; {result['throughput']['source']}): {totals['trainings']} trainings, "
+        f"{totals['evaluations']} evaluations",
+        f"  GPU-hours {cases['earliest']['gpu_hours']:,.0f}-{cases['cap']['gpu_hours']:,.0f} (assumed "
+        f"{cases['assumed']['gpu_hours']:,.0f}); wall time on {result['gpus']} GPUs {wall['earliest']} - {wall['cap']} "
+        f"(assumed {wall['assumed']}), from the earliest stop to every epoch cap",
+        "  the whole plan: python -m hmfs plan --config <this config> [--bench FILE from your GPU] [--gpus N]",
+    ])

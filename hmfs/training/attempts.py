@@ -12,6 +12,8 @@ import signal
 import threading
 from pathlib import Path
 
+from hmfs.training.distributed import Ranks, agreed_signal
+
 log = logging.getLogger(__name__)
 
 # Signals that make a run save its state at the next step boundary and stop: SIGURG is what the
@@ -25,6 +27,7 @@ EXIT_STOPPED = 75  # sysexits' EX_TEMPFAIL: state saved on a stop signal, run th
 # anything, makes no progress; after this many such attempts in a row, a retry (Snakemake's attempt
 # > 1) refuses to start.
 NO_PROGRESS_LIMIT = 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class TrainingStopped(Exception):
@@ -56,6 +59,15 @@ class StopRequest:
             self.signal_name, self.progress_at_signal = signal.Signals(signum).name, self.progress
             log.warning("%s received: saving the state after the current step, then stopping", self.signal_name)
 
+    def agreed(self, ranks: Ranks) -> bool:
+        """Whether a stop signal arrived, on any rank: the ranks agree, so that all stop at this step boundary."""
+        if not ranks.distributed:
+            return self.signal_name is not None
+        agreed = agreed_signal(signal.Signals[self.signal_name].value if self.signal_name else 0, ranks)
+        if agreed and self.signal_name is None:  # another rank's signal: this one stops with it
+            self.signal_name, self.progress_at_signal = signal.Signals(agreed).name, self.progress
+        return agreed != 0
+
     @contextlib.contextmanager
     def installed(self):
         """Handle STOP_SIGNALS while training (signal handlers can only be set from the main thread)."""
@@ -84,8 +96,8 @@ def _now() -> str:
 class AttemptRecord:
     """One attempt's line in attempts.jsonl: where it ran, where it started and what it saved last."""
 
-    def __init__(self, path: Path, snakemake_attempt: int = 1):
-        self.path = path
+    def __init__(self, path: Path, snakemake_attempt: int = 1, write: bool = True):
+        self.path, self.writes = path, write  # only rank 0 of a data-parallel run writes the record
         self.where = {"snakemake_attempt": snakemake_attempt, **attempt_environment()}
         self.started = _now()
         self.start: list[int] | None = None  # [epoch, step] the attempt resumed from
@@ -93,6 +105,8 @@ class AttemptRecord:
 
     def write(self, outcome: str, signal_name: str | None, **extra) -> None:
         """Append the record: outcome finished | stopped | no_progress | failed."""
+        if not self.writes:
+            return
         with open(self.path, "a") as handle:
             handle.write(json.dumps({"outcome": outcome, "signal": signal_name, "from": self.start,
                                      "to": self.saved or self.start, "started": self.started, "ended": _now(),
@@ -130,3 +144,29 @@ def check_progressing(attempts: list[dict], retry: int, state_path: Path) -> Non
         "retrying it as it is cannot finish it: give the job more time before the signal (a larger "
         "resources.train.runtime or a smaller resources.train.save_before_limit in the config) or fix the "
         "error, then run snakemake again")
+
+
+@contextlib.contextmanager
+def attempt_log(path: Path, ranks: Ranks):
+    """Also write this process's log to `path`, appended: the log of every attempt of a run, in order.
+
+    Only rank 0 writes it; the other ranks of a data-parallel run log warnings and errors only.
+    """
+    root = logging.getLogger()
+    if not ranks.main:
+        level = root.level
+        root.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            root.setLevel(level)
+        return
+    handler = logging.FileHandler(path, mode="a")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setLevel(logging.INFO)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()

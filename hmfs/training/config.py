@@ -6,10 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from hmfs.names import BACKBONES, BENCHMARKS, MASKINGS
+from hmfs.names import BACKBONES, BENCHMARKS, MASKINGS, PRECISIONS
+from hmfs.training.stopping import check_stopping
 
 # Config keys that may change between a killed run and its resumption without changing results.
-RESUMABLE_CHANGES = {"epochs", "num_workers", "out_dir", "state_dir", "log_every", "checkpoint_every", "device"}
+# The stopping rule may change too: it decides how far a run goes, not what its epochs computed.
+RESUMABLE_CHANGES = {"epochs", "patience", "min_epochs", "num_workers", "out_dir", "state_dir", "log_every",
+                     "checkpoint_every", "device"}
 
 
 @dataclass
@@ -29,7 +32,9 @@ class TrainConfig:
     img_size: int = 400
     batch_size: int = 20
     lr: float = 1e-3
-    epochs: int = 2000
+    epochs: int = 2000  # the cap (HSNet's niter)
+    patience: int | None = None  # stop after this many epochs without a better val mIoU (None: train to the cap)
+    min_epochs: int = 0  # the patience rule stops no run before this many epochs
     seed: int = 0  # training episodes and order; HSNet leaves it unrecorded
     val_seed: int = 0  # HSNet validates on the test fold's episodes drawn with seed 0
     val_episodes: int | None = None  # None: the split's own length (PASCAL/COCO 1000, FSS every val image)
@@ -38,7 +43,7 @@ class TrainConfig:
     augment_ops: list[str] | None = None  # None: the whole recipe (hmfs.data.transforms.AUGMENT_OPS)
     num_workers: int = 0
     device: str = "cpu"
-    bf16: bool = False
+    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast (hmfs.engine.PRECISIONS)
     log_every: int = 50
     checkpoint_every: int = 0  # also save the resumable state every N training steps (0: at epoch ends only)
     cache_features: bool = False  # keep the frozen backbone's maps of un-augmented images (hmfs.model.feature_cache)
@@ -61,6 +66,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.train_episodes is not None and self.train_episodes < 1:
             raise ValueError(f"train_episodes must be >= 1 or None, got {self.train_episodes}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; accepted: {', '.join(PRECISIONS)}")
+        check_stopping(self.epochs, self.patience, self.min_epochs)
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 

@@ -2,90 +2,51 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
 import logging
-import math
 import time
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from hmfs.data import build_dataset
-from hmfs.engine import learner_optimizer, run_epoch
+from hmfs.engine import gradient_scaler, learner_optimizer, run_epoch
 from hmfs.metrics import IoUAccumulator
-from hmfs.model import HSNet, load_hsnet_checkpoint
+from hmfs.model import load_hsnet_checkpoint
 from hmfs.model.feature_cache import FeatureCache
 from hmfs.runtime import (atomic_torch_save, atomic_write_json, atomic_write_text, environment, git_commit, resolve_device,
                           seed_everything)
-from hmfs.training.attempts import (AttemptRecord, StopRequest, TrainingStalled, TrainingStopped, check_progressing,
-                                   read_attempts)
+from hmfs.training.attempts import (AttemptRecord, StopRequest, TrainingStalled, TrainingStopped, attempt_log,
+                                   check_progressing, read_attempts)
+from hmfs.training.components import (build_model, checkpoint, epoch_order, learner_weights, make_loader,
+                                     train_forward)
 from hmfs.training.config import TrainConfig, check_resumable
+from hmfs.training.distributed import (Ranks, process_group, rank_device, ranks_from_environment, reduce_accumulator,
+                                       shard, split_batches, summed_state)
+from hmfs.training.stopping import stop_reason
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "hmfs-checkpoint-v1"
 STATE_FORMAT = "hmfs-train-state-v1"
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def epoch_order(n: int, seed: int, epoch: int, limit: int | None) -> list[int]:
-    """The episode indices of one training epoch: a permutation seeded by (seed, epoch)."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(n, generator=generator).tolist()
-    return order[:limit] if limit else order
-
-
-def make_loader(dataset, indices: list[int] | None, batch_size: int, num_workers: int) -> DataLoader:
-    """Batches of `dataset` in the order of `indices` (all, in order, when None)."""
-    return DataLoader(dataset, batch_size=batch_size, sampler=indices, shuffle=False, num_workers=num_workers)
-
-
-def learner_weights(model: HSNet) -> dict[str, torch.Tensor]:
-    """A CPU copy of the trainable weights (the frozen backbone is not saved)."""
-    return {k: v.detach().cpu().clone() for k, v in model.hpn_learner.state_dict().items()}
-
-
-def build_model(config: TrainConfig, device: torch.device) -> HSNet:
-    torch.manual_seed(config.seed)  # the learner's initial weights
-    model = HSNet(config.backbone, config.masking, config.backbone_weights, random_backbone=config.random_backbone)
-    return model.to(device)
-
-
-def checkpoint(config: TrainConfig, learner: dict[str, torch.Tensor], epoch: int | None, val_miou: float | None,
-               commit: str | None) -> dict:
-    """best.pt / last.pt: the learner's weights and what made them."""
-    return {"format": CHECKPOINT_FORMAT, "learner": learner, "backbone": config.backbone, "masking": config.masking,
-            "epoch": epoch, "val_miou": val_miou, "config": dataclasses.asdict(config), "git_commit": commit}
-
-
-@contextlib.contextmanager
-def _attempt_log(path: Path):
-    """Also write this process's log to `path`, appended: the log of every attempt of a run, in order."""
-    handler = logging.FileHandler(path, mode="a")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        handler.close()
 
 
 def train(config: TrainConfig, restart_finished: bool = False, attempt: int = 1) -> dict:
     """Train (or resume) one run; returns the summary that is also written to `train_summary.json`.
 
     Outputs in `out_dir` (written once, atomically, at the end): best.pt (best validation mIoU, as
-    HSNet selects), last.pt, history.jsonl (one line per epoch), config.json, train_summary.json.
-    The resumable state (learner, optimizer, RNG, history, best weights) is saved after every epoch
-    in the state folder; running the same command again resumes from it. A state that already holds
-    every epoch is re-used as it is (nothing is trained), unless `restart_finished`: then the run
-    trains again from scratch.
+    HSNet selects), last.pt, history.jsonl (one line per epoch), config.json, train_summary.json
+    (with `stopped`: which rule ended the run, `config.epochs` or `config.patience`, see
+    hmfs.training.stopping). The resumable state (learner, optimizer, RNG, history, best weights)
+    is saved after every epoch in the state folder; running the same command again resumes from it.
+    A state that is already finished is re-used as it is (nothing is trained), unless
+    `restart_finished`: then the run trains again from scratch.
+
+    Under torchrun (WORLD_SIZE > 1) each process trains its share of every global batch
+    (hmfs.training.distributed); rank 0 writes every file, and all ranks stop at the same step.
 
     A stop signal (STOP_SIGNALS: SLURM's warning ahead of the time limit, preemption, requeue) makes
     the run save its state after the current training step (or abandon the current validation pass)
@@ -94,12 +55,16 @@ def train(config: TrainConfig, restart_finished: bool = False, attempt: int = 1)
     that stops before finishing a single step raises TrainingStalled, and so does a retry (`attempt`
     > 1, Snakemake's attempt number) after NO_PROGRESS_LIMIT such attempts (see `check_progressing`).
     """
+    ranks = ranks_from_environment()
+    device = resolve_device(rank_device(config.device, ranks))
     state_dir = config.state_path.parent
     state_dir.mkdir(parents=True, exist_ok=True)
-    this_attempt = AttemptRecord(state_dir / "attempts.jsonl", attempt)
-    with _attempt_log(state_dir / "train.log"), StopRequest().installed() as stop:
+    this_attempt = AttemptRecord(state_dir / "attempts.jsonl", attempt, write=ranks.main)
+    if ranks.distributed:
+        this_attempt.where["ranks"] = ranks.world
+    with attempt_log(state_dir / "train.log", ranks), StopRequest().installed() as stop, process_group(ranks, device):
         try:
-            return run_attempt(config, restart_finished, stop, this_attempt)
+            return run_attempt(config, restart_finished, stop, this_attempt, ranks, device)
         except (TrainingStopped, TrainingStalled):
             raise  # recorded where they are raised (a refused attempt is not recorded)
         except Exception as error:
@@ -107,26 +72,28 @@ def train(config: TrainConfig, restart_finished: bool = False, attempt: int = 1)
             raise
 
 
-def run_attempt(config: TrainConfig, restart_finished: bool, stop: StopRequest, this_attempt: AttemptRecord) -> dict:
-    """One attempt: refuse a retry that cannot progress, resume (or start), train the remaining epochs, finish."""
+def run_attempt(config: TrainConfig, restart_finished: bool, stop: StopRequest, this_attempt: AttemptRecord,
+                ranks: Ranks = Ranks(), device: torch.device | None = None) -> dict:
+    """One attempt: refuse a retry that cannot progress, resume (or start), train until a stopping rule says so, finish."""
     attempts = read_attempts(this_attempt.path)
     log.info("==== attempt %d of %s: %s ====", len(attempts) + 1, Path(config.out_dir),
              ", ".join(f"{k}={v}" for k, v in this_attempt.where.items() if v is not None))
     check_progressing(attempts, this_attempt.where["snakemake_attempt"], config.state_path)
-    trainer = Trainer(config, stop, this_attempt)
+    trainer = Trainer(config, stop, this_attempt, ranks, device)
     trainer.resume(restart_finished)
-    for epoch in range(trainer.start_epoch, config.epochs):
-        trainer.train_epoch(epoch)
-    return trainer.finish()
+    while (reason := trainer.stop_reason()) is None:
+        trainer.train_epoch(len(trainer.history))
+    return trainer.finish(reason)
 
 
 class Trainer:
     """One attempt's data, model, optimizer and resumable state (`state.pt` in the run's state folder)."""
 
-    def __init__(self, config: TrainConfig, stop: StopRequest, this_attempt: AttemptRecord):
-        self.config, self.stop, self.this_attempt = config, stop, this_attempt
+    def __init__(self, config: TrainConfig, stop: StopRequest, this_attempt: AttemptRecord, ranks: Ranks = Ranks(),
+                 device: torch.device | None = None):
+        self.config, self.stop, self.this_attempt, self.ranks = config, stop, this_attempt, ranks
         self.state_path = config.state_path
-        self.device = resolve_device(config.device)
+        self.device = device if device is not None else resolve_device(config.device)
         common = dict(benchmark=config.benchmark, data_root=Path(config.data_root), splits_dir=Path(config.splits_dir),
                       fold=config.fold, shot=1, img_size=config.img_size)
         self.train_set = build_dataset(split="trn", seed=config.seed, augment=config.augment,
@@ -134,14 +101,21 @@ class Trainer:
         self.val_set = build_dataset(split="val", seed=config.val_seed, num_episodes=config.val_episodes, **common)
         self.model = build_model(config, self.device)
         self.optimizer = learner_optimizer(self.model, config.lr)
+        self.scaler = gradient_scaler(self.device, config.precision)
         self.commit = git_commit()  # once per run: states may be saved every step
-        self.start_epoch, self.start_step, self.history, self.partial = 0, 0, [], None
+        self.start_step, self.history, self.partial = 0, [], None
         self.best = {"epoch": None, "val_miou": float("-inf"), "learner": None}
         # Validation images are never augmented; training ones only without --augment.
         self.val_cache = FeatureCache(self.model) if config.cache_features else None
         self.train_cache = self.val_cache if config.cache_features and not config.augment else None
+        self.train_forward: nn.Module | None = None  # built after resume (DistributedDataParallel syncs the ranks then)
+        self.val_loader: DataLoader | None = None  # built once: the same episodes every epoch
         # The per-epoch lines, followable while training runs; rewritten on resume to match the state.
         self.progress_path = self.state_path.parent / "history.jsonl"
+
+    def stop_reason(self) -> dict | None:
+        config = self.config
+        return stop_reason(self.history, config.epochs, config.patience, config.min_epochs)
 
     def resume(self, restart_finished: bool) -> None:
         """Load the saved state (unless there is none, or a finished one is to be trained again), else seed."""
@@ -149,30 +123,42 @@ class Trainer:
         state = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
         if state is not None and state.get("format") != STATE_FORMAT:
             raise ValueError(f"{path} is not an hmfs training state (format {state.get('format')!r})")
-        if state is not None and restart_finished and state["epoch"] >= config.epochs:
-            log.info("the state at %s is finished (%d epochs); training again from scratch", path, state["epoch"])
+        finished = state is not None and stop_reason(state["history"], config.epochs, config.patience, config.min_epochs)
+        if restart_finished and finished:
+            log.info("the state at %s is finished (%s); training again from scratch", path, finished["detail"])
             state = None
         if state is not None:
             check_resumable(state["config"], config)
             load_hsnet_checkpoint(self.model, state["learner"])
             self.optimizer.load_state_dict(state["optimizer"])
+            if self.scaler is not None and state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
             torch.set_rng_state(state["rng"]["torch"])
             if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
                 torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
-            self.start_epoch, self.start_step = state["epoch"], state["step"]
-            self.history, self.best, self.partial = state["history"], state["best"], state["partial_epoch"]
-            log.info("resuming %s from epoch %d of %d, step %d (state %s)", Path(config.out_dir), self.start_epoch,
-                     config.epochs, self.start_step, path)
+            self.start_step = state["step"]
+            self.history, self.best = state["history"], state["best"]
+            # A saved partial epoch holds the running train sums of all ranks: rank 0 carries them on.
+            self.partial = state["partial_epoch"] if self.ranks.main else (
+                state["partial_epoch"] and {**state["partial_epoch"], "train_meter": None})
+            log.info("resuming %s from epoch %d of %d, step %d (state %s)", Path(config.out_dir),
+                     state["epoch"], config.epochs, self.start_step, path)
         else:
             seed_everything(config.seed)
-            log.info("training %s from scratch: %d epochs, %d training / %d validation episodes",
-                     Path(config.out_dir), config.epochs, len(self.train_set), len(self.val_set))
-        self.this_attempt.start = [self.start_epoch, self.start_step]
-        atomic_write_text(self.progress_path, "".join(json.dumps(h) + "\n" for h in self.history))
+            log.info("training %s from scratch: at most %d epochs%s, %d training / %d validation episodes",
+                     Path(config.out_dir), config.epochs,
+                     f" (patience {config.patience} after {config.min_epochs})" if config.patience else "",
+                     len(self.train_set), len(self.val_set))
+        self.this_attempt.start = [len(self.history), self.start_step]
+        if self.ranks.main:
+            atomic_write_text(self.progress_path, "".join(json.dumps(h) + "\n" for h in self.history))
+        self.train_forward = train_forward(self.model, self.train_cache, self.ranks, self.device)
 
     def save_state(self, epochs_done: int, step: int, partial_epoch: dict | None) -> None:
-        """The resumable state: after `epochs_done` whole epochs and `step` batches of the next."""
+        """The resumable state (rank 0 writes it): after `epochs_done` whole epochs and `step` batches of the next."""
         self.this_attempt.saved = [epochs_done, step]
+        if not self.ranks.main:
+            return
         device = self.device
         atomic_torch_save(self.state_path, {
             "format": STATE_FORMAT,
@@ -181,10 +167,12 @@ class Trainer:
             "partial_epoch": partial_epoch,  # the interrupted epoch's running train metrics and time
             "learner": learner_weights(self.model),
             "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
             "history": self.history,
             "best": self.best,
+            "ranks": self.ranks.world,
             "config": dataclasses.asdict(self.config),
             "git_commit": self.commit,
         })
@@ -204,44 +192,54 @@ class Trainer:
         this_attempt.write("stopped", stop.signal_name)
         raise TrainingStopped(stop.signal_name, epoch, step)
 
-    @staticmethod
-    def _partial_epoch(meter: IoUAccumulator, began: float) -> dict:
-        """What a state saved inside an epoch keeps of it: the running train metrics and the time spent."""
-        return {"train_meter": meter.state_dict(), "seconds": time.perf_counter() - began}
+    def _partial_epoch(self, meter: IoUAccumulator, began: float) -> dict:
+        """What a state saved inside an epoch keeps of it: the running train sums (of all ranks) and the time spent."""
+        return {"train_meter": summed_state(meter, self.ranks), "seconds": time.perf_counter() - began}
 
     def _after_train_step(self, step: int, epoch: int, meter: IoUAccumulator, began: float) -> None:
         self.stop.progress += 1
         if self.config.checkpoint_every and step % self.config.checkpoint_every == 0:
             self.save_state(epoch, step, self._partial_epoch(meter, began))
-        if self.stop.signal_name:
+        if self.stop.agreed(self.ranks):
             self.stop_here(epoch, step, self._partial_epoch(meter, began))
 
     def _after_val_step(self, _: int, epoch: int, train_steps: int, meter: IoUAccumulator, began: float) -> None:
-        if self.stop.signal_name:  # the validation pass is re-run whole on resume
+        if self.stop.signal_name:  # one process: the validation pass is re-run whole on resume
             self.stop_here(epoch, train_steps, self._partial_epoch(meter, began))
+
+    def _val_loader(self) -> DataLoader:
+        """This rank's validation episodes in batches (a shard of them, whose sums are added over the ranks)."""
+        if self.val_loader is None:
+            config = self.config
+            mine = shard(range(len(self.val_set)), self.ranks)
+            batches = [mine[i:i + config.batch_size] for i in range(0, len(mine), config.batch_size)]
+            self.val_loader = make_loader(self.val_set, batches, config.num_workers, self.device, persistent=True)
+        return self.val_loader
 
     def train_epoch(self, epoch: int) -> None:
         """Train one epoch (the rest of it, when resumed inside it), validate, record, save the state."""
-        config, partial = self.config, self.partial
+        config, partial, ranks = self.config, self.partial, self.ranks
         began = time.perf_counter() - (partial["seconds"] if partial else 0.0)
         self.train_set.set_epoch(epoch)
         order = epoch_order(len(self.train_set), config.seed, epoch, config.train_episodes)
-        train_steps = math.ceil(len(order) / config.batch_size)
+        shares = split_batches(order, config.batch_size, ranks)
         train_meter = IoUAccumulator(self.train_set.class_ids, self.train_set.nclass)
-        if partial:
+        if partial and partial["train_meter"] is not None:
             train_meter.load_state_dict(partial["train_meter"])
-        remaining = order[self.start_step * config.batch_size:]  # a resumed epoch skips its finished batches
-        run_epoch(self.model, make_loader(self.train_set, remaining, config.batch_size, config.num_workers), train_meter,
-                  self.device, self.optimizer, config.bf16, config.log_every, label=f"epoch {epoch} train",
-                  first_step=self.start_step, feature_cache=self.train_cache,
+        remaining = shares[self.start_step:]  # a resumed epoch skips its finished batches
+        run_epoch(self.model, make_loader(self.train_set, [s.indices for s in remaining], config.num_workers, self.device),
+                  train_meter, self.device, self.optimizer, config.precision, config.log_every,
+                  label=f"epoch {epoch} train", first_step=self.start_step, forward=self.train_forward,
+                  shares=remaining, scaler=self.scaler,
                   on_step=functools.partial(self._after_train_step, epoch=epoch, meter=train_meter, began=began))
         self.start_step, self.partial = 0, None
+        reduce_accumulator(train_meter, ranks)
         val_meter = IoUAccumulator(self.val_set.class_ids, self.val_set.nclass)
-        run_epoch(self.model, make_loader(self.val_set, None, config.batch_size, config.num_workers), val_meter,
-                  self.device, None, config.bf16, config.log_every, label=f"epoch {epoch} val",
-                  on_step=functools.partial(self._after_val_step, epoch=epoch, train_steps=train_steps,
-                                            meter=train_meter, began=began),
-                  feature_cache=self.val_cache)
+        run_epoch(self.model, self._val_loader(), val_meter, self.device, None, config.precision, config.log_every,
+                  label=f"epoch {epoch} val", feature_cache=self.val_cache,
+                  on_step=None if ranks.distributed else functools.partial(
+                      self._after_val_step, epoch=epoch, train_steps=len(shares), meter=train_meter, began=began))
+        reduce_accumulator(val_meter, ranks)
         record = {
             "epoch": epoch,
             "train_loss": train_meter.mean_loss(), "train_miou": train_meter.miou(), "train_fb_iou": train_meter.fb_iou(),
@@ -254,33 +252,40 @@ class Trainer:
         self.history.append(record)
         self.save_state(epoch + 1, 0, None)
         self.stop.progress += 1
-        with open(self.progress_path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        if ranks.main:
+            with open(self.progress_path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
         log.info("epoch %d/%d: %s", epoch + 1, config.epochs, json.dumps(record))
-        if self.stop.signal_name and epoch + 1 < config.epochs:
+        if self.stop.agreed(self.ranks) and self.stop_reason() is None:
             self.stop_here(epoch + 1, 0, None)
 
-    def finish(self) -> dict:
-        """Write the run's outputs (best.pt, last.pt, history, config, summary) and record the attempt."""
+    def finish(self, stopped: dict) -> dict:
+        """Write the run's outputs (best.pt, last.pt, history, config, summary; rank 0) and record the attempt.
+
+        `stopped`: the stopping rule that ended the run (hmfs.training.stopping.stop_reason), kept in the summary.
+        """
         config, history, best, out_dir = self.config, self.history, self.best, Path(self.config.out_dir)
         if self.val_cache is not None:
             log.info("feature cache: %s", self.val_cache.summary())
         last_epoch = history[-1]["epoch"] if history else None
         last_miou = history[-1]["val_miou"] if history else None
-        atomic_torch_save(out_dir / "last.pt",
-                          checkpoint(config, learner_weights(self.model), last_epoch, last_miou, self.commit))
-        best_learner = best["learner"] if best["learner"] is not None else learner_weights(self.model)
-        atomic_torch_save(out_dir / "best.pt", checkpoint(config, best_learner, best["epoch"], best["val_miou"], self.commit))
-        atomic_write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-        atomic_write_json(out_dir / "config.json", dataclasses.asdict(config))
         summary = {
             "best_epoch": best["epoch"], "best_val_miou": best["val_miou"],
             "last_epoch": last_epoch, "last_val_miou": last_miou,
-            "epochs": len(history), "seconds": sum(h["seconds"] for h in history),
+            "epochs": len(history), "stopped": stopped, "seconds": sum(h["seconds"] for h in history),
             "train_episodes_per_epoch": min(len(self.train_set), config.train_episodes or len(self.train_set)),
-            "environment": environment(), "config": dataclasses.asdict(config),
+            "ranks": self.ranks.world, "environment": environment(), "config": dataclasses.asdict(config),
         }
-        atomic_write_json(out_dir / "train_summary.json", summary)
+        if self.ranks.main:
+            atomic_torch_save(out_dir / "last.pt",
+                              checkpoint(config, learner_weights(self.model), last_epoch, last_miou, self.commit))
+            best_learner = best["learner"] if best["learner"] is not None else learner_weights(self.model)
+            atomic_torch_save(out_dir / "best.pt",
+                              checkpoint(config, best_learner, best["epoch"], best["val_miou"], self.commit))
+            atomic_write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+            atomic_write_json(out_dir / "config.json", dataclasses.asdict(config))
+            atomic_write_json(out_dir / "train_summary.json", summary)
         self.this_attempt.write("finished", self.stop.signal_name)
-        log.info("done: best epoch %s (val mIoU %.2f), last epoch %s", best["epoch"], best["val_miou"], last_epoch)
+        log.info("done: best epoch %s (val mIoU %.2f), last epoch %s; stopped: %s", best["epoch"], best["val_miou"],
+                 last_epoch, stopped["detail"])
         return summary

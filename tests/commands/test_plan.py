@@ -35,3 +35,17 @@ def test_a_bad_gpus_value_is_one_line_naming_it(value, caplog, capsys):
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "--gpus" in errors[0] and "\n" not in errors[0] and value.lstrip("-") in errors[0]
     assert capsys.readouterr().out == ""
+
+
+def test_the_plan_bounds_the_grid_by_its_stopping_rule(tmp_path, capsys):
+    assert main(["plan", "--config", CONFIG, "--json", str(tmp_path / "plan.json")]) == 0
+    out = capsys.readouterr().out
+    assert "every training to its epoch cap (an upper bound)" in out and "ASSUMED: best by min_epochs" in out
+    cases = json.loads((tmp_path / "plan.json").read_text())["totals"]["by_stop"]
+    assert cases["earliest"]["gpu_hours"] < cases["assumed"]["gpu_hours"] < cases["cap"]["gpu_hours"]
+    # PASCAL stops after 350-2000 epochs (assumed 500): the assumed case is a quarter of the cap's hours.
+    jobs = json.loads((tmp_path / "plan.json").read_text())["jobs"]
+    pascal = next(j for j in jobs if j["kind"] == "train" and j["key"].startswith("pascal/"))
+    assert pascal["stop_shares"] == {"cap": 1.0, "assumed": 0.25, "earliest": 0.175}
+    # COCO's trainings hold two GPUs each (resources.train.gpu.coco).
+    assert {j["gpus"] for j in jobs if j["kind"] == "train" and j["key"].startswith("coco/")} == {2}

@@ -141,10 +141,13 @@ def test_evaluation_does_not_depend_on_batch_size(pascal, tmp_path):
     assert one["miou"] == pytest.approx(four["miou"], abs=0.5)
     assert one["class_episodes"] == four["class_episodes"]
 
-    # bf16 autocast (meant for GPUs; here only checked to run and to agree with fp32 closely).
-    low, pred_low = evaluate(batch_size=4, bf16=True, **common)
-    agree = sum(int((a["pred"] == b["pred"]).sum()) for a, b in zip(pred_four, pred_low))
-    assert agree / (12 * 64 * 64) > 0.95 and low["bf16"] is True
+    # bf16 / fp16 autocast (meant for GPUs; here checked to run and to agree with fp32 closely).
+    for precision in ("bf16", "fp16"):
+        low, pred_low = evaluate(batch_size=4, precision=precision, **common)
+        agree = sum(int((a["pred"] == b["pred"]).sum()) for a, b in zip(pred_four, pred_low))
+        assert agree / (12 * 64 * 64) > 0.95 and low["precision"] == precision, precision
+    with pytest.raises(ValueError, match="unknown precision 'fp8'; accepted: fp32, bf16, fp16"):
+        evaluate(batch_size=4, precision="fp8", **common)
 
     # Original-size labels: the prediction is made at each query file's own size.
     original, pred_original = evaluate(batch_size=1, use_original_imgsize=True, **common)

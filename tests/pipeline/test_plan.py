@@ -26,7 +26,21 @@ def paper():
 
 @pytest.fixture(scope="module")
 def paper_plan(paper):
-    return plan(paper, device_class_throughput(DEFAULT_DEVICE_CLASS), 64)
+    """The paper grid's plan with one GPU per job (the scheduling bounds below hold for such jobs)."""
+    config = copy.deepcopy(paper)
+    config["resources"]["train"]["gpu"] = 1
+    return plan(config, device_class_throughput(DEFAULT_DEVICE_CLASS), 64)
+
+
+def test_several_gpus_per_training_shorten_its_hours_not_its_gpu_hours(paper):
+    one = copy.deepcopy(paper)
+    one["resources"]["train"]["gpu"] = 1
+    jobs = {cfg: {j["key"]: j for j in plan(c, device_class_throughput(DEFAULT_DEVICE_CLASS), 64)["jobs"]}
+            for cfg, c in (("one", one), ("paper", paper))}
+    key = "coco/resnet101/hm/fold0/seed0"
+    assert paper["resources"]["train"]["gpu"]["coco"] == 2 and jobs["paper"][key]["gpus"] == 2
+    assert jobs["paper"][key]["hours"] == pytest.approx(jobs["one"][key]["hours"] / 2)  # linear scaling, assumed
+    assert jobs["paper"][key]["gpu_hours"] == pytest.approx(jobs["one"][key]["gpu_hours"])
 
 
 def bench_report(eval_ms: float, train_ms: float) -> dict:

@@ -244,3 +244,28 @@ def test_training_across_time_limits_and_requeue_equals_an_uninterrupted_run(slu
     assert train_log.count("==== attempt ") == len(attempts) and train_log.count(f"slurm_job_id={second},") == 2
     slurm_log = next((workdir / ".snakemake" / "slurm_logs" / "rule_train_model").rglob(f"{second}.log")).read_text()
     assert slurm_log.count("rule train_model:") >= 2 and "DUE TO JOB REQUEUE" in slurm_log, slurm_log[-3000:]
+
+
+def test_a_two_process_training_job_runs_through_the_profile(slurm, local_run, tmp_path):
+    # resources.train.gpu 2 for FSS-1000: one sbatch job with --gpus=2 runs torchrun with two (gloo) processes.
+    workdir = copy_workflow(tmp_path / "slurm")
+    start_from(local_run, workdir, parts=("raw", "data", "weights"))
+    config = grid_config(workdir)
+    config["resources"]["train"]["gpu"] = {"pascal": 1, "coco": 1, "fss": 2}
+    (workdir / "ranks.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    run = grid.Run("fss", "resnet18", "fm", "all")
+    output = snakemake(workdir, f"out/{run.key}/best.pt", "--profile", "slurm", "--cores", "64",
+                       "--configfile", "ranks.yaml")
+    (slurm_job,) = submitted(output)
+    (attempt,) = read_attempts(workdir / paths.state_dir("out", run) / "attempts.jsonl")
+    assert attempt["outcome"] == "finished" and attempt["ranks"] == 2 and attempt["slurm_job_id"] == slurm_job
+    assert attempt["cuda_visible_devices"] == "0,1", attempt
+    job = subprocess.run(["scontrol", "show", "job", slurm_job], capture_output=True, text=True).stdout
+    assert "gres:gpu:2" in job or "gres/gpu=2" in job, job
+    log = (workdir / "out" / "logs" / "train_model" / f"{run.key}.log").read_text()
+    assert "rank 0 of 2 joined the gloo process group" in log
+    # The same global batch as the local one-process run: the same weights up to float rounding.
+    two = torch.load(workdir / "out" / run.key / "last.pt", weights_only=True)["learner"]
+    one = torch.load(local_run / "out" / run.key / "last.pt", weights_only=True)["learner"]
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=key)  # as test_distributed.py

@@ -217,3 +217,24 @@ def test_conda_env_pins_equal_requirements():
     assert not missing, f"requirements.txt pins {sorted(missing)} that envs/hmfs.yaml lacks"
     python = next(item for item in env["dependencies"] if isinstance(item, str) and item.startswith("python="))
     assert python == "python=3.11"
+
+
+def test_a_training_with_several_gpus_runs_one_process_per_gpu(workdir):
+    config = yaml.safe_load((REPO / "workflow" / "config.synthetic.yaml").read_text())
+    config["resources"]["train"]["gpu"] = {"pascal": 0, "coco": 2, "fss": 0}
+    (workdir / "ranks.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(workdir, "-n", "-p", "--cores", "4", "--configfile", "ranks.yaml")
+    commands = [line.strip() for line in result.stdout.splitlines() if " -m hmfs --threads " in line]
+    coco = [c for c in commands if "--benchmark coco" in c and " train " in c]
+    others = [c for c in commands if " train " in c and c not in coco]
+    assert coco and all(c.startswith("torchrun --standalone --nproc-per-node=2 -m hmfs --threads 1 train") for c in coco)
+    assert others and all(c.startswith("python -m hmfs --threads 1 train") for c in others)
+    assert all("--patience" in c for c in coco + others)  # the synthetic config's stopping rule reaches the command
+
+
+def test_a_renamed_key_names_its_new_name(workdir):
+    config = yaml.safe_load((REPO / "workflow" / "config.synthetic.yaml").read_text())
+    config["train"]["bf16"] = config["train"].pop("precision") == "bf16"
+    (workdir / "old.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(workdir, "-n", "--configfile", "old.yaml", check=False)
+    assert result.returncode != 0 and "train.bf16: write train.precision: bf16" in result.stdout + result.stderr
