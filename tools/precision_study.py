@@ -42,10 +42,20 @@ def main() -> int:
     parser.add_argument("--masking", default="fm")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "fp16"])
     parser.add_argument("--shots", nargs="+", type=int, default=[1, 5])
+    parser.add_argument("--variant", default=None, help="with --trained: the run's variant folder (default: --masking)")
+    parser.add_argument("--trained", action="store_true",
+                        help="do not train: evaluate RESULTS' own fp32-trained run in each precision (where training "
+                             "in bf16/fp16 is too slow, as on CPUs without bf16/fp16 kernels)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the synthetic config's epoch cap (and drop its patience)")
+    parser.add_argument("--train-episodes", type=int, default=None, help="override the synthetic config's episodes per epoch")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     config = yaml.safe_load((REPO / "workflow" / "config.synthetic.yaml").read_text())
-    schedule, evaluate = config["train"][args.benchmark], config["evaluate"]
+    schedule, evaluate = dict(config["train"][args.benchmark]), config["evaluate"]
+    if args.epochs is not None:
+        schedule.update(epochs=args.epochs, patience=None)
+    if args.train_episodes is not None:
+        schedule["train_episodes"] = args.train_episodes
     data = args.results / "data"
     common = ["--benchmark", args.benchmark, "--data-root", str(data), "--splits-dir", str(data / "splits"),
               "--fold", "0", "--backbone", "resnet18", "--masking", args.masking,
@@ -55,6 +65,21 @@ def main() -> int:
     rows = {}
     for precision in args.precisions:
         out = work / precision
+        if args.trained:
+            fold = "all" if args.benchmark == "fss" else "fold0"
+            checkpoint = args.results / args.benchmark / "resnet18" / (args.variant or args.masking) / fold / "seed0" / "best.pt"
+            rows[precision] = {"checkpoint": str(checkpoint), "trained_in": "fp32"}
+            for shot in args.shots:
+                result = out / f"eval_{shot}shot.json"
+                eval_seconds = run(["evaluate", *common, "--checkpoint", str(checkpoint), "--shot", str(shot),
+                                    "--seed", str(evaluate["seed"]), "--batch-size", str(evaluate["batch_size"]),
+                                    *(["--episodes", str(evaluate["episodes"][args.benchmark])]
+                                      if evaluate["episodes"][args.benchmark] else []),
+                                    "--precision", precision, "--out", str(result)])
+                timings = json.loads(result.read_text())["timings"]
+                rows[precision][f"{shot}shot"] = {"eval_seconds": eval_seconds, "ms_per_episode": timings["ms_per_episode"]}
+            print(precision, json.dumps(rows[precision]), flush=True)
+            continue
         flags = ["--batch-size", str(schedule["batch_size"]), "--lr", str(schedule["lr"]), "--epochs",
                  str(schedule["epochs"]), "--train-episodes", str(schedule["train_episodes"]), "--val-episodes",
                  str(schedule["val_episodes"]), "--precision", precision, "--out", str(out)]
@@ -70,8 +95,9 @@ def main() -> int:
             result = out / f"eval_{shot}shot.json"
             eval_seconds = run(["evaluate", *common, "--checkpoint", str(out / "best.pt"), "--shot", str(shot),
                                 "--seed", str(evaluate["seed"]), "--batch-size", str(evaluate["batch_size"]),
-                                "--episodes", str(evaluate["episodes"][args.benchmark]), "--precision", precision,
-                                "--out", str(result)])
+                                *(["--episodes", str(evaluate["episodes"][args.benchmark])]
+                                  if evaluate["episodes"][args.benchmark] else []),
+                                "--precision", precision, "--out", str(result)])
             timings = json.loads(result.read_text())["timings"]
             rows[precision][f"{shot}shot"] = {"eval_seconds": eval_seconds, "ms_per_episode": timings["ms_per_episode"]}
         print(precision, json.dumps(rows[precision]), flush=True)
@@ -88,7 +114,8 @@ def main() -> int:
         cells = "; ".join(f"{shot}-shot mIoU {row[f'{shot}shot']['miou']}"
                           + (f", minus fp32 {row[f'{shot}shot']['minus_fp32']}" if 'minus_fp32' in row[f'{shot}shot'] else "")
                           for shot in args.shots)
-        print(f"{precision}: training {row['train_seconds']:.0f} s ({row['epochs']} epochs), {cells}")
+        trained = f"training {row['train_seconds']:.0f} s ({row['epochs']} epochs)" if "train_seconds" in row else "fp32-trained"
+        print(f"{precision}: {trained}, {cells}")
     return 0
 
 

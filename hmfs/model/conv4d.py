@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -13,6 +14,11 @@ class CenterPivotConv4d(nn.Module):
     the query dims (Ha, Wa) at the support positions kept by the support stride, `conv2`
     convolves (and strides) the support dims (Hb, Wb) at every query position; their sum is the
     output (B, C_out, Ha, Wa, ceil(Hb / s), ceil(Wb / s)). Query dims are never strided.
+
+    On the CPU both 2D convs run in the channels-last layout (input and a channels-last copy of the
+    weight, so the parameters, their gradients and Adam's state keep one layout): the learner's
+    training step took 151 ms instead of 165 ms and its forward 29 ms instead of 41 ms (ResNet-18
+    maps of 96x96 inputs, batch 4, one thread, medians of 9; docs/speed.md).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, support_stride: int):
@@ -29,11 +35,21 @@ class CenterPivotConv4d(nn.Module):
         pruned = x[..., ::s, ::s] if s > 1 else x  # (B, C, Ha, Wa, hb', wb')
         hb_out, wb_out = pruned.shape[-2:]
         out1 = pruned.permute(0, 4, 5, 1, 2, 3).reshape(-1, ch, ha, wa)
-        out1 = self.conv1(out1)  # (B*hb'*wb', C_out, Ha, Wa)
+        out1 = self._conv(self.conv1, out1)  # (B*hb'*wb', C_out, Ha, Wa)
         out_ch = out1.shape[1]
         out1 = out1.view(bsz, hb_out, wb_out, out_ch, ha, wa).permute(0, 3, 4, 5, 1, 2)
         # Support-dim conv at every query position.
         out2 = x.permute(0, 2, 3, 1, 4, 5).reshape(-1, ch, hb, wb)
-        out2 = self.conv2(out2)  # (B*Ha*Wa, C_out, hb', wb')
+        out2 = self._conv(self.conv2, out2)  # (B*Ha*Wa, C_out, hb', wb')
         out2 = out2.view(bsz, ha, wa, out_ch, hb_out, wb_out).permute(0, 3, 1, 2, 4, 5)
         return (out1 + out2).contiguous()  # (B, C_out, Ha, Wa, hb', wb')
+
+    @staticmethod
+    def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        """`conv(x)` (N, C, H, W) -> (N, C_out, H', W') contiguous; channels-last inside on the CPU (see the class)."""
+        if x.device.type != "cpu":
+            return conv(x)
+        layout = torch.channels_last
+        out = F.conv2d(x.contiguous(memory_format=layout), conv.weight.contiguous(memory_format=layout), conv.bias,
+                       conv.stride, conv.padding)
+        return out.contiguous()

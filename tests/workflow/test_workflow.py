@@ -224,7 +224,8 @@ def test_a_training_with_several_gpus_runs_one_process_per_gpu(workdir):
     config["resources"]["train"]["gpu"] = {"pascal": 0, "coco": 2, "fss": 0}
     (workdir / "ranks.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     result = snakemake(workdir, "-n", "-p", "--cores", "4", "--configfile", "ranks.yaml")
-    commands = [line.strip() for line in result.stdout.splitlines() if " -m hmfs --threads " in line]
+    commands = [line.strip().removeprefix("Shell command: ") for line in result.stdout.splitlines()
+                if " -m hmfs --threads " in line]
     coco = [c for c in commands if "--benchmark coco" in c and " train " in c]
     others = [c for c in commands if " train " in c and c not in coco]
     assert coco and all(c.startswith("torchrun --standalone --nproc-per-node=2 -m hmfs --threads 1 train") for c in coco)
