@@ -49,7 +49,7 @@ report: venv
 bench: venv
 	$(BIN)/python -m hmfs bench --backbone resnet50 --masking hm --img-size 400
 
-# On a machine with a GPU (under 8 minutes): FM/HM x ResNet-50/101 at 400 px in fp32, bf16 and fp16,
+# On a machine with a GPU (sized for under 8 minutes; not yet run on one): FM/HM x ResNet-50/101 at 400 px in fp32, bf16 and fp16,
 # peak memory, the loader's episodes/s, a 2-GPU epoch where two exist; then the paper grid's plan on them.
 GPU_CHECK ?= results/gpu_check.json
 gpu-check: venv

@@ -206,15 +206,21 @@ def plan(config: dict[str, Any], rate: Throughput, gpus: int, root: Path | None 
     }
 
 
+def _duration(hours: float) -> str:
+    return f"{hours:.3g} h" if hours < 48 else f"{hours / 24:.3g} days"
+
+
 def short_summary(result: dict[str, Any]) -> str:
     """Three lines for the log of a run that starts: the grid's estimated cost (`python -m hmfs plan` has the rest)."""
     totals, cases = result["totals"], result["totals"]["by_stop"]
-    wall = {case: f"{row['makespan_hours'] / 24:.2g} days" for case, row in cases.items()}
+    gpu_hours = {case: f"{row['gpu_hours']:,.3g}" if row["gpu_hours"] < 100 else f"{row['gpu_hours']:,.0f}"
+                 for case, row in cases.items()}
+    wall = {case: _duration(row["makespan_hours"]) for case, row in cases.items()}
     return "\n".join([
         f"hmfs plan (ESTIMATES; {result['throughput']['source']}): {totals['trainings']} trainings, "
         f"{totals['evaluations']} evaluations",
-        f"  GPU-hours {cases['earliest']['gpu_hours']:,.0f}-{cases['cap']['gpu_hours']:,.0f} (assumed "
-        f"{cases['assumed']['gpu_hours']:,.0f}); wall time on {result['gpus']} GPUs {wall['earliest']} - {wall['cap']} "
-        f"(assumed {wall['assumed']}), from the earliest stop to every epoch cap",
+        f"  GPU-hours {gpu_hours['earliest']} - {gpu_hours['cap']} (assumed {gpu_hours['assumed']}); wall time on "
+        f"{result['gpus']} GPUs {wall['earliest']} - {wall['cap']} (assumed {wall['assumed']}), from the earliest stop "
+        "to every epoch cap",
         "  the whole plan: python -m hmfs plan --config <this config> [--bench FILE from your GPU] [--gpus N]",
     ])

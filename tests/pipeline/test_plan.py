@@ -14,6 +14,7 @@ from hmfs.pipeline.episode_counts import EpisodeCounter
 from hmfs.pipeline.grid import training_runs
 from hmfs.pipeline.plan import (
     DEFAULT_DEVICE_CLASS, Job, bench_throughput, device_class_throughput, greedy_schedule, longest_chain, plan,
+    short_summary,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,3 +113,9 @@ def test_bad_inputs_name_themselves(paper):
         device_class_throughput("b200")
     with pytest.raises(ValueError, match="not a `python -m hmfs bench"):
         bench_throughput({"backbone": "resnet50"})
+
+
+def test_the_short_summary_a_gpu_run_prints_at_its_start(paper):
+    lines = short_summary(plan(paper, device_class_throughput(DEFAULT_DEVICE_CLASS), 64)).splitlines()
+    assert len(lines) == 3 and "ESTIMATES" in lines[0] and "52 trainings, 136 evaluations" in lines[0]
+    assert "GPU-hours 770 - 8,591 (assumed 1,047)" in lines[1] and "on 64 GPUs 15.6 h - 8.69 days" in lines[1]

@@ -44,7 +44,7 @@ write_config() {
     fi
     mkdir -p "$DIR"/{state,spool,pids} "$CONF_DIR"
     local cpus mem
-    cpus=$(nproc)
+    cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc alone answers OMP_NUM_THREADS (make test sets 1)
     mem=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
     mem=$((mem * 95 / 100))
     # Fake GPUs: character devices (regular files leave CUDA_VISIBLE_DEVICES empty).
