@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 import yaml
 
 from hmfs.report.stats import bootstrap, load_episodes, paired_difference
@@ -27,6 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 def interval(estimate) -> str:
     """`point [low, high]` of a bootstrap estimate, in mIoU points."""
     return f"{estimate.point:.2f} [{estimate.low:.2f}, {estimate.high:.2f}]"
+
+
+def relative_difference(a: Path, b: Path) -> float:
+    """||a - b|| / ||b|| over all learner weights of two checkpoints."""
+    x, y = (torch.load(path, weights_only=True)["learner"] for path in (a, b))
+    keys = [k for k in y if y[k].is_floating_point()]
+    difference = sum(float((x[k] - y[k]).double().pow(2).sum()) for k in keys) ** 0.5
+    return difference / sum(float(y[k].double().pow(2).sum()) for k in keys) ** 0.5
 
 
 def run(command: list[str]) -> float:
@@ -89,8 +98,13 @@ def main() -> int:
             flags.append("--cache-features")
         seconds = run(["train", *common, *flags])
         summary = json.loads((out / "train_summary.json").read_text())
+        last = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()][-1]
         rows[precision] = {"train_seconds": seconds, "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],
-                           "train_seconds_per_epoch": summary["seconds"] / summary["epochs"]}
+                           "train_seconds_per_epoch": summary["seconds"] / summary["epochs"],
+                           "last_train_loss": last["train_loss"], "last_val_loss": last["val_loss"],
+                           "last_val_miou": last["val_miou"]}
+        if precision != "fp32" and (work / "fp32" / "last.pt").is_file():
+            rows[precision]["weights_vs_fp32"] = relative_difference(out / "last.pt", work / "fp32" / "last.pt")
         for shot in args.shots:
             result = out / f"eval_{shot}shot.json"
             eval_seconds = run(["evaluate", *common, "--checkpoint", str(out / "best.pt"), "--shot", str(shot),
