@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import heapq
 import logging
 import time
-from fractions import Fraction
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
 from hmfs.names import PRECISIONS
+from hmfs.kept_predictions import SmallestTargets, prediction_record
 from hmfs.metrics import IoUAccumulator, classify_prediction
 from hmfs.model import HSNet
 from hmfs.model.feature_cache import FeatureCache
@@ -56,6 +55,25 @@ def learner_optimizer(model: HSNet, lr: float) -> torch.optim.Adam:
     implementation it was saved with (its `fused` flag comes back with its parameter groups).
     """
     return torch.optim.Adam(model.hpn_learner.parameters(), lr=lr, fused=True)
+
+
+class NonFiniteStep(ArithmeticError):
+    """A training step's loss or gradient is NaN or infinite; the step was not taken."""
+
+
+def check_finite_step(step: int, loss: torch.Tensor, parameters: Iterable[torch.Tensor] | None = None) -> None:
+    """NonFiniteStep unless the loss (and, given `parameters`, their gradients' norm) is finite.
+
+    Under data parallelism the gradients are the ranks' average, so every rank sees the same answer
+    and all stop at the same step.
+    """
+    if not bool(torch.isfinite(loss)):
+        raise NonFiniteStep(f"step {step}: the loss is {float(loss)}")
+    if parameters is not None:
+        grads = [p.grad for p in parameters if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        if not bool(torch.isfinite(norm)):
+            raise NonFiniteStep(f"step {step}: the loss is {float(loss):.4g} but the gradient norm is {float(norm)}")
 
 
 def episode_logits(model: HSNet, batch: dict) -> torch.Tensor:
@@ -104,7 +122,7 @@ def run_epoch(
     the logits, instead (a DistributedDataParallel wrapper). `shares`: per batch of `loader`, this
     data-parallel rank's share of a global batch (`hmfs.training.distributed.Share`: the weight of its
     loss in the gradient and in the reported loss; a stand-in batch is not scored). `scaler`: fp16's
-    gradient scaler.
+    gradient scaler. A non-finite loss or gradient raises NonFiniteStep before the step is taken.
     """
     training = optimizer is not None
     model.train_mode() if training else model.eval()
@@ -125,10 +143,12 @@ def run_epoch(
                 weighted = loss if weight == 1.0 else loss * weight
                 if scaler is not None:
                     scaler.scale(weighted).backward()
+                    check_finite_step(step, loss)  # fp16: an inf gradient is the scaler's to skip
                     scaler.step(optimizer)
                     scaler.update()
                 else:
                     weighted.backward()
+                    check_finite_step(step, loss, model.hpn_learner.parameters())
                     optimizer.step()
             if share is not None and not share.counted:  # a stand-in: this rank has no share of a short last batch
                 if on_step is not None:
@@ -149,68 +169,6 @@ def run_epoch(
                     "%s step %d: loss %.4f, mIoU %.2f, %.2f s/step", label, step, accumulator.mean_loss(),
                     accumulator.miou(), (time.perf_counter() - started) / (step - first_step),
                 )
-
-
-class SmallestTargets:
-    """Running selection of the `k` episodes with the smallest query target (Fig. 4's rule).
-
-    The rule looks at the query label only, never at a prediction: episodes ordered by the query's
-    foreground fraction (foreground / non-ignored pixels, compared exactly as fractions), ties by
-    the smaller episode index; episodes with no foreground pixel are left out. Memory is bounded by
-    `k` kept records: a max-heap whose root, the largest kept key, is the first to be replaced.
-    """
-
-    def __init__(self, k: int):
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
-        self.k = k
-        self._heap: list[tuple[Fraction, int, int, dict]] = []  # (-fraction, -episode, arrival, record)
-        self._arrivals = 0
-
-    def __len__(self) -> int:
-        """Records kept now (at most k)."""
-        return len(self._heap)
-
-    def wants(self, episode: int, fg_pixels: int, valid_pixels: int) -> bool:
-        """Whether an episode with these label counts would enter the selection now."""
-        if self.k == 0 or fg_pixels <= 0 or valid_pixels <= 0:
-            return False
-        if len(self._heap) < self.k:
-            return True
-        worst_fraction, worst_episode = -self._heap[0][0], -self._heap[0][1]
-        return (Fraction(fg_pixels, valid_pixels), episode) < (worst_fraction, worst_episode)
-
-    def offer(self, episode: int, fg_pixels: int, valid_pixels: int, make_record: Callable[[], dict]) -> None:
-        """Keep `make_record()` (called only when kept) if the episode is among the k smallest so far."""
-        if not self.wants(episode, fg_pixels, valid_pixels):
-            return
-        self._arrivals += 1
-        item = (-Fraction(fg_pixels, valid_pixels), -episode, self._arrivals, make_record())
-        if len(self._heap) < self.k:
-            heapq.heappush(self._heap, item)
-        else:
-            heapq.heapreplace(self._heap, item)
-
-    def selected(self) -> list[dict]:
-        """The kept records, smallest target first (ties: smaller episode first)."""
-        return [item[3] for item in sorted(self._heap, key=lambda item: (-item[0], -item[1]))]
-
-
-def prediction_record(batch: dict, pred: torch.Tensor, counts: dict[str, list[int]] | None, b: int, shot: int,
-                      kind: str) -> dict:
-    """Episode `b` of a batch as a kept prediction: names, the query label's pixel counts (from
-    `query_label_pixels`, as lists; None when not counted) and its (H, W) uint8 prediction; `kind`
-    says why it was kept ("first" or "smallest")."""
-    return {
-        "kind": kind,
-        "episode": int(batch["episode"][b]),
-        "class_id": int(batch["class_id"][b]),
-        "query_name": batch["query_name"][b],
-        "support_names": [names[b] for names in batch["support_names"]][:shot],
-        "query_fg_pixels": None if counts is None else int(counts["query_fg_pixels"][b]),
-        "query_valid_pixels": None if counts is None else int(counts["query_valid_pixels"][b]),
-        "pred": pred[b].to(torch.uint8).cpu().numpy(),
-    }
 
 
 @torch.no_grad()

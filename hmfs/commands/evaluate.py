@@ -16,7 +16,8 @@ from hmfs.engine import evaluate_episodes
 from hmfs.metrics import IoUAccumulator
 from hmfs.options import add_common_model_args, resolve_splits_dir
 from hmfs.model import HSNet, load_hsnet_checkpoint
-from hmfs.model.checkpoint import backbone_state_dict, check_checkpoint_backbone, checkpoint_metadata, read_checkpoint
+from hmfs.model.checkpoint import (backbone_state_dict, check_checkpoint_backbone, check_finite_weights, checkpoint_metadata,
+                                   read_checkpoint)
 from hmfs.runtime import atomic_write_bytes, atomic_write_json, environment, resolve_device, sha256_file
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def evaluate(
         use_original_imgsize=use_original_imgsize, class_ids=class_ids,
     )
     state = read_checkpoint(checkpoint)
+    check_finite_weights(state, checkpoint)
     for key, wanted in (("backbone", backbone), ("masking", masking)):
         if isinstance(state.get(key), str) and state[key] != wanted:
             raise ValueError(f"{checkpoint} was trained with {key} {state[key]!r}, not {wanted!r}: pass --{key} {state[key]}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hmfs.data.transforms import AUGMENT_OPS
 from hmfs.options import add_common_model_args, resolve_splits_dir
-from hmfs.training.attempts import EXIT_STOPPED, NO_PROGRESS_LIMIT, TrainingStalled, TrainingStopped
+from hmfs.training.attempts import EXIT_STOPPED, NO_PROGRESS_LIMIT, TrainingDiverged, TrainingStalled, TrainingStopped
 from hmfs.training.config import TrainConfig
 from hmfs.training.loop import train
 
@@ -69,7 +69,7 @@ def run_train(args: argparse.Namespace) -> int:
         log.warning("%s; the state in %s holds it: run the same command again to resume (exit code %d)",
                     stopped, config.state_path.parent, EXIT_STOPPED)
         return EXIT_STOPPED
-    except TrainingStalled as stalled:
-        log.error("%s", stalled)
+    except (TrainingStalled, TrainingDiverged) as failed:
+        log.error("%s", failed)
         return 1
     return 0

@@ -97,6 +97,15 @@ def read_checkpoint(path: str | Path) -> Mapping:
     return state
 
 
+def check_finite_weights(state: Mapping, path: str | Path) -> None:
+    """ValueError naming `path` and its first NaN or infinite weights (a diverged training's file)."""
+    tensors = state.get("learner", state) if isinstance(state.get("learner"), Mapping) else state
+    bad = [k for k, v in tensors.items() if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"{path} holds NaN or infinite weights ({', '.join(map(str, bad[:3]))}"
+                         f"{', …' if len(bad) > 3 else ''}): a diverged training; train it again with a lower learning rate")
+
+
 def backbone_state_dict(state: Mapping) -> dict[str, torch.Tensor]:
     """The `backbone.*` weights of a full HSNet state dict (with or without `module.`), prefix removed.
 

@@ -38,6 +38,10 @@ class TrainingStopped(Exception):
         self.signal_name, self.epoch, self.step = signal_name, epoch, step
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss or a gradient became NaN or infinite: the step was not taken and nothing non-finite is saved."""
+
+
 class TrainingStalled(RuntimeError):
     """Attempts keep stopping before any training step: retrying as they are cannot finish the run."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 
 import torch
 from torch import nn
@@ -12,6 +14,7 @@ from torch.utils.data import DataLoader
 from hmfs.engine import episode_logits
 from hmfs.model import HSNet
 from hmfs.model.feature_cache import FeatureCache
+from hmfs.training.attempts import TrainingDiverged
 from hmfs.training.config import TrainConfig
 from hmfs.training.distributed import Ranks
 
@@ -48,8 +51,18 @@ class EpisodeForward(nn.Module):
 
 
 def learner_weights(model: HSNet) -> dict[str, torch.Tensor]:
-    """A CPU copy of the trainable weights (the frozen backbone is not saved)."""
-    return {k: v.detach().cpu().clone() for k, v in model.hpn_learner.state_dict().items()}
+    """A CPU copy of the trainable weights (the frozen backbone is not saved); TrainingDiverged if any is not finite."""
+    weights = {k: v.detach().cpu().clone() for k, v in model.hpn_learner.state_dict().items()}
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise TrainingDiverged(f"the learner's weights are not finite ({', '.join(bad[:3])}); they are not saved")
+    return weights
+
+
+def json_line(record: dict) -> str:
+    """One history line as strict JSON: a non-finite number (a loss of an empty pass) is written as null."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+    return json.dumps(clean, allow_nan=False) + "\n"
 
 
 def build_model(config: TrainConfig, device: torch.device) -> HSNet:

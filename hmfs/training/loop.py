@@ -14,16 +14,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from hmfs.data import build_dataset
-from hmfs.engine import gradient_scaler, learner_optimizer, run_epoch
+from hmfs.engine import NonFiniteStep, gradient_scaler, learner_optimizer, run_epoch
 from hmfs.metrics import IoUAccumulator
 from hmfs.model import load_hsnet_checkpoint
 from hmfs.model.feature_cache import FeatureCache
 from hmfs.runtime import (atomic_torch_save, atomic_write_json, atomic_write_text, environment, git_commit, resolve_device,
                           seed_everything)
-from hmfs.training.attempts import (AttemptRecord, StopRequest, TrainingStalled, TrainingStopped, attempt_log,
-                                   check_progressing, read_attempts)
-from hmfs.training.components import (build_model, checkpoint, epoch_order, learner_weights, make_loader,
-                                     train_forward)
+from hmfs.training.attempts import (AttemptRecord, StopRequest, TrainingDiverged, TrainingStalled, TrainingStopped,
+                                   attempt_log, check_progressing, read_attempts)
+from hmfs.training.components import (build_model, checkpoint, epoch_order, json_line, learner_weights,
+                                     make_loader, train_forward)
 from hmfs.training.config import TrainConfig, check_resumable
 from hmfs.training.distributed import (Ranks, process_group, rank_device, ranks_from_environment, reduce_accumulator,
                                        shard, split_batches, summed_state)
@@ -151,7 +151,7 @@ class Trainer:
                      len(self.train_set), len(self.val_set))
         self.this_attempt.start = [len(self.history), self.start_step]
         if self.ranks.main:
-            atomic_write_text(self.progress_path, "".join(json.dumps(h) + "\n" for h in self.history))
+            atomic_write_text(self.progress_path, "".join(json_line(h) for h in self.history))
         self.train_forward = train_forward(self.model, self.train_cache, self.ranks, self.device)
 
     def save_state(self, epochs_done: int, step: int, partial_epoch: dict | None) -> None:
@@ -227,11 +227,17 @@ class Trainer:
         if partial and partial["train_meter"] is not None:
             train_meter.load_state_dict(partial["train_meter"])
         remaining = shares[self.start_step:]  # a resumed epoch skips its finished batches
-        run_epoch(self.model, make_loader(self.train_set, [s.indices for s in remaining], config.num_workers, self.device),
-                  train_meter, self.device, self.optimizer, config.precision, config.log_every,
-                  label=f"epoch {epoch} train", first_step=self.start_step, forward=self.train_forward,
-                  shares=remaining, scaler=self.scaler,
-                  on_step=functools.partial(self._after_train_step, epoch=epoch, meter=train_meter, began=began))
+        try:
+            run_epoch(self.model, make_loader(self.train_set, [s.indices for s in remaining], config.num_workers,
+                                              self.device), train_meter, self.device, self.optimizer, config.precision,
+                      config.log_every, label=f"epoch {epoch} train", first_step=self.start_step,
+                      forward=self.train_forward, shares=remaining, scaler=self.scaler,
+                      on_step=functools.partial(self._after_train_step, epoch=epoch, meter=train_meter, began=began))
+        except NonFiniteStep as error:
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch}, {error} (lr {config.lr:g}, precision {config.precision}); the step "
+                f"was not taken and nothing non-finite is saved: lower the learning rate (train.<benchmark>.lr, --lr) "
+                f"or use fp32, and delete {self.state_path.parent} to train again from scratch") from None
         self.start_step, self.partial = 0, None
         reduce_accumulator(train_meter, ranks)
         val_meter = IoUAccumulator(self.val_set.class_ids, self.val_set.nclass)
@@ -254,7 +260,7 @@ class Trainer:
         self.stop.progress += 1
         if ranks.main:
             with open(self.progress_path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+                handle.write(json_line(record))
         log.info("epoch %d/%d: %s", epoch + 1, config.epochs, json.dumps(record))
         if self.stop.agreed(self.ranks) and self.stop_reason() is None:
             self.stop_here(epoch + 1, 0, None)
@@ -282,7 +288,7 @@ class Trainer:
             best_learner = best["learner"] if best["learner"] is not None else learner_weights(self.model)
             atomic_torch_save(out_dir / "best.pt",
                               checkpoint(config, best_learner, best["epoch"], best["val_miou"], self.commit))
-            atomic_write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+            atomic_write_text(out_dir / "history.jsonl", "".join(json_line(h) for h in history))
             atomic_write_json(out_dir / "config.json", dataclasses.asdict(config))
             atomic_write_json(out_dir / "train_summary.json", summary)
         self.this_attempt.write("finished", self.stop.signal_name)
