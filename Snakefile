@@ -27,9 +27,11 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # the hmfs package beside the Snakefile
 from hmfs.pipeline.checks import check_renamed_keys
+from hmfs.pipeline.config_check import check_config_schema
 
 check_renamed_keys(config)  # a renamed key gets its new name, not the schema's bare "unexpected"
-validate(config, "workflow/schemas/config.schema.yaml")
+check_config_schema(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")  # one line naming the key (and the closest valid one for a typo)
+validate(config, "workflow/schemas/config.schema.yaml")  # fills the schema's defaults
 
 
 report: "report/workflow.rst"

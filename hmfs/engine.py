@@ -68,12 +68,12 @@ def check_finite_step(step: int, loss: torch.Tensor, parameters: Iterable[torch.
     and all stop at the same step.
     """
     if not bool(torch.isfinite(loss)):
-        raise NonFiniteStep(f"step {step}: the loss is {float(loss)}")
+        raise NonFiniteStep(f"step {step}: the loss is {float(loss.detach())}")
     if parameters is not None:
         grads = [p.grad for p in parameters if p.grad is not None]
         norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
         if not bool(torch.isfinite(norm)):
-            raise NonFiniteStep(f"step {step}: the loss is {float(loss):.4g} but the gradient norm is {float(norm)}")
+            raise NonFiniteStep(f"step {step}: the loss is {float(loss.detach()):.4g} but the gradient norm is {float(norm)}")
 
 
 def episode_logits(model: HSNet, batch: dict) -> torch.Tensor:

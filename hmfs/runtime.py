@@ -28,16 +28,36 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it (Linux's /proc/self/status; elsewhere set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _readable_as_umask_allows(fd: int) -> None:
+    """Give a temporary file the mode a plain open() would have (mkstemp makes it 0600, owner only)."""
+    os.fchmod(fd, 0o666 & ~current_umask())
+
+
 def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
     """Write `data` to `path` through a temporary file in the same folder and a rename.
 
     A killed process never leaves half a file; `fsync` also makes it survive a machine crash
-    (skipped for bulk data that can be regenerated).
+    (skipped for bulk data that can be regenerated). The file gets the mode the umask allows (as
+    with open()), so a group can read results on a shared cluster.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        _readable_as_umask_allows(fd)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             if fsync:
@@ -58,13 +78,14 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
-    """torch.save to a temporary file, then rename: a killed job never leaves half a file."""
+    """torch.save to a temporary file, then rename: a killed job never leaves half a file (mode as the umask allows)."""
     import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        _readable_as_umask_allows(fd)
         # Through the open file, not its name: torch names the archive inside after the file it is
         # given, so a (random) temporary name would make equal checkpoints differ in their bytes.
         with os.fdopen(fd, "wb") as handle:

@@ -79,6 +79,14 @@ def evaluate(
         if isinstance(state.get(key), str) and state[key] != wanted:
             raise ValueError(f"{checkpoint} was trained with {key} {state[key]!r}, not {wanted!r}: pass --{key} {state[key]}")
     carries_backbone = check_checkpoint_backbone(state, backbone, checkpoint)
+    if "backbone_weights_sha256" in state and not backbone_from_checkpoint:  # trained here: the same frozen backbone
+        given = sha256_file(backbone_weights) if backbone_weights else None
+        if given != state["backbone_weights_sha256"]:
+            def describe(sha: str | None) -> str:
+                return "a random backbone" if sha is None else f"backbone weights with sha256 {sha[:12]}…"
+            raise ValueError(f"{checkpoint} was trained on {describe(state['backbone_weights_sha256'])}, but this "
+                             f"evaluation has {describe(given)}"
+                             f"{f' ({backbone_weights})' if backbone_weights else ''}: pass the weights it was trained with")
     if backbone_from_checkpoint:
         if not carries_backbone:
             raise ValueError(f"{checkpoint} carries no backbone.* weights: pass --backbone-weights instead of "

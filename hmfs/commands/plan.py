@@ -10,14 +10,14 @@ from pathlib import Path
 
 import yaml
 
-from hmfs.pipeline.checks import check_grid
+from hmfs.pipeline.checks import check_grid, check_renamed_keys
+from hmfs.pipeline.config_check import check_config_schema
 from hmfs.pipeline.plan import (
     DEFAULT_DEVICE_CLASS, DEVICE_CLASSES, bench_throughput, device_class_throughput, plan,
 )
 from hmfs.runtime import atomic_write_json
 
 log = logging.getLogger(__name__)
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_GPUS = 64
 STOP_CASES_LABELS = {"cap": "every training to its epoch cap (an upper bound)",
                      "assumed": "ASSUMED: best by min_epochs, stopped patience later",
@@ -30,16 +30,10 @@ def load_config(path: Path) -> dict:
         raise FileNotFoundError(f"config not found: {path}")
     config = yaml.safe_load(path.read_text())
     try:
-        import jsonschema  # installed with snakemake (the `workflow` extra)
-    except ImportError:
-        jsonschema = None
-        log.warning("jsonschema is not installed: %s is not checked against the workflow's schema", path)
-    if jsonschema is not None and SCHEMA.is_file():
-        error = jsonschema.exceptions.best_match(
-            jsonschema.Draft202012Validator(yaml.safe_load(SCHEMA.read_text())).iter_errors(config))
-        if error is not None:
-            where = ".".join(map(str, error.absolute_path)) or "(top level)"
-            raise ValueError(f"{path}: {where}: {error.message}")
+        check_renamed_keys(config)
+        check_config_schema(config)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     check_grid(config)
     return config
 

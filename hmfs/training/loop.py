@@ -148,7 +148,7 @@ class Trainer:
             log.info("training %s from scratch: at most %d epochs%s, %d training / %d validation episodes",
                      Path(config.out_dir), config.epochs,
                      f" (patience {config.patience} after {config.min_epochs})" if config.patience else "",
-                     len(self.train_set), len(self.val_set))
+                     min(len(self.train_set), config.train_episodes or len(self.train_set)), len(self.val_set))
         self.this_attempt.start = [len(self.history), self.start_step]
         if self.ranks.main:
             atomic_write_text(self.progress_path, "".join(json_line(h) for h in self.history))

@@ -1,5 +1,5 @@
 """A diverging training stops at its first non-finite step, exits non-zero, saves nothing non-finite and writes
-strict JSON; `evaluate` refuses a checkpoint with NaN weights."""
+strict JSON; `evaluate` refuses a checkpoint with NaN weights, or one trained on another frozen backbone."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 
 from hmfs.commands.evaluate import evaluate
 from hmfs.training.attempts import TrainingDiverged, read_attempts
@@ -69,3 +70,11 @@ def test_evaluate_refuses_nan_weights(pascal, tmp_path):
     with pytest.raises(ValueError, match=rf"nan.pt holds NaN or infinite weights \({key}"):
         evaluate(benchmark="pascal", data_root=data, splits_dir=splits, fold=1, backbone="resnet18", masking="hm",
                  checkpoint=tmp_path / "nan.pt", random_backbone=True, img_size=64, episodes=4)
+    # The checkpoint records its frozen backbone (here random): other backbone weights are refused.
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    with pytest.raises(ValueError, match=r"was trained on a random backbone, but this evaluation has backbone weights "
+                                         r"with sha256 [0-9a-f]{12}… \(.*resnet18.pth\): pass the weights it was trained with"):
+        evaluate(benchmark="pascal", data_root=data, splits_dir=splits, fold=1, backbone="resnet18", masking="hm",
+                 checkpoint=out / "best.pt", backbone_weights=weights, img_size=64, episodes=4)
+    assert torch.load(out / "best.pt", weights_only=True)["backbone_weights_sha256"] is None
