@@ -7,7 +7,7 @@ SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 CORES ?= all
 CONFIG ?= workflow/config.synthetic.yaml
 
-.PHONY: venv test synthetic fold report bench gpu-check clean-venv
+.PHONY: venv test synthetic fold report status bench gpu-check clean-venv
 
 # The virtual environment, re-made when requirements.txt or pyproject.toml change. pip compiles the
 # bytecode of every installed file on one core (torch's CUDA build: about 40 s here); compileall
@@ -45,6 +45,11 @@ fold: venv
 
 report: venv
 	$(SNAKEMAKE) --configfile $(CONFIG) report.html
+
+# Where the grid of CONFIG stands (reads files only: works on a head node while SLURM runs the jobs);
+# WATCH=60 refreshes every minute.
+status: venv
+	$(BIN)/python -m hmfs status --config $(CONFIG) $(if $(WATCH),--watch $(WATCH))
 
 bench: venv
 	$(BIN)/python -m hmfs bench --backbone resnet50 --masking hm --img-size 400

@@ -7,6 +7,8 @@ import importlib
 import logging
 import sys
 
+from hmfs.files import DiskFull
+
 # Subcommand -> the module that defines `add_parser(subparsers)`, which adds it and sets
 # `func=<callable(args) -> int>` as the parser default. Only the module of the command being run
 # is imported, so commands without torch (tables, figures, report) start in well under a second.
@@ -20,6 +22,7 @@ COMMANDS = {
     "evaluate": "hmfs.commands.evaluate",
     "bench": "hmfs.commands.bench",
     "plan": "hmfs.commands.plan",
+    "status": "hmfs.commands.status",
     "gpu-check": "hmfs.commands.gpu_check",
     "fetch-weights": "hmfs.commands.fetch_weights",
     "check-released": "hmfs.commands.check_released",
@@ -74,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         # Bad user input: one clear line, no traceback.
         logging.getLogger("hmfs").error("%s", error)
         return 2
+    except DiskFull as error:  # the file, the bytes needed and free
+        logging.getLogger("hmfs").error("%s", error)
+        return 1
 
 
 if __name__ == "__main__":

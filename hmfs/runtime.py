@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hmfs.files import raise_if_disk_full, torch_size
+
 if TYPE_CHECKING:  # torch is imported where used: tables, figures and report run without it
     import torch
 
@@ -64,17 +66,18 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
                 handle.flush()
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        raise_if_disk_full(path, error, lambda: len(data))
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+def atomic_write_text(path: Path, text: str, fsync: bool = True) -> None:
+    atomic_write_bytes(path, text.encode(), fsync)
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def atomic_write_json(path: Path, obj: Any, fsync: bool = True) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", fsync)
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
@@ -91,8 +94,9 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        raise_if_disk_full(path, error, lambda: torch_size(obj))  # a DiskFull naming the bytes needed and free
         raise
 
 

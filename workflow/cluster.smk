@@ -3,6 +3,8 @@
 # job-state command works); otherwise stop with every problem and its fix, instead of jobs that stay
 # PENDING forever or a Snakemake that waits forever. The checks are hmfs.pipeline.cluster (tested Python).
 
+from snakemake.logging import logger
+
 from hmfs.pipeline import cluster
 
 
@@ -38,3 +40,6 @@ def check_slurm_submission():
             raise WorkflowError(
                 "this SLURM run cannot work as configured (nothing was submitted):\n- " + "\n- ".join(problems)
             )
+        note = cluster.account_note(any(job.resources.get("slurm_account") for job in workflow.dag.needrun_jobs()))
+        if note:
+            logger.info(f"Note: {note}")

@@ -21,17 +21,12 @@ FIGURES = paths.figure_paths(config)
 
 
 # Light or head-node work (downloads need the internet; tables, plots and the report take seconds):
-# never submitted to a cluster. download_asset and install_backbone_weights, which exist only for
-# configs that download, are declared local where they are defined (workflow/data.smk).
+# never submitted to a cluster. Rules that exist only for some configs are declared local where they
+# are defined (download_asset, install_backbone_weights: workflow/data.smk; the plots: workflow/figures.smk).
 localrules:
     make_table,
     make_claims,
     plot_claims,
-    plot_convergence,
-    plot_qualitative,
-    plot_small_targets,
-    plot_feature_maps,
-    plot_runtime,
     report_html,
 
 

@@ -9,6 +9,9 @@ FIGURE_CODE = code_files("hmfs.commands.figures")  # the figures command and eve
 
 if "convergence" in FIGURES:
 
+    localrules:
+        plot_convergence,
+
     rule plot_convergence:
         input:
             histories=rule_inputs.figure_inputs(config, "convergence"),
@@ -28,6 +31,9 @@ if "convergence" in FIGURES:
 
 
 if "qualitative" in FIGURES:
+
+    localrules:
+        plot_qualitative,
 
     rule plot_qualitative:
         input:
@@ -50,6 +56,9 @@ if "qualitative" in FIGURES:
 
 if "small_targets" in FIGURES:
 
+    localrules:
+        plot_small_targets,
+
     rule plot_small_targets:
         input:
             predictions=rule_inputs.figure_inputs(config, "small_targets"),
@@ -70,6 +79,9 @@ if "small_targets" in FIGURES:
 
 
 if "feature_maps" in FIGURES:
+
+    localrules:
+        plot_feature_maps,
 
     # Computes features (one support image through the frozen backbone): the model code is an input too.
     rule plot_feature_maps:
@@ -92,6 +104,9 @@ if "feature_maps" in FIGURES:
 
 
 if "runtime" in FIGURES:
+
+    localrules:
+        plot_runtime,
 
     rule plot_runtime:
         input:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from hmfs.pipeline.checks import check_grid, check_renamed_keys
-from hmfs.pipeline.config_check import check_config_schema
+from hmfs.pipeline.config_check import load_config
 from hmfs.pipeline.plan import (
     DEFAULT_DEVICE_CLASS, DEVICE_CLASSES, bench_throughput, device_class_throughput, plan,
 )
@@ -22,20 +21,6 @@ DEFAULT_GPUS = 64
 STOP_CASES_LABELS = {"cap": "every training to its epoch cap (an upper bound)",
                      "assumed": "ASSUMED: best by min_epochs, stopped patience later",
                      "earliest": "every training at the earliest stop (a lower bound)"}
-
-
-def load_config(path: Path) -> dict:
-    """The config at `path`, checked against the workflow's schema (when this checkout has it) and by check_grid."""
-    if not path.is_file():
-        raise FileNotFoundError(f"config not found: {path}")
-    config = yaml.safe_load(path.read_text())
-    try:
-        check_renamed_keys(config)
-        check_config_schema(config)
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
-    check_grid(config)
-    return config
 
 
 def parse_gpus(value: str) -> int:

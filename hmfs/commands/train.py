@@ -7,10 +7,12 @@ import logging
 from pathlib import Path
 
 from hmfs.data.transforms import AUGMENT_OPS
+from hmfs.files import DiskFull, UnreadableFile
 from hmfs.options import add_common_model_args, resolve_splits_dir
 from hmfs.training.attempts import EXIT_STOPPED, NO_PROGRESS_LIMIT, TrainingDiverged, TrainingStalled, TrainingStopped
 from hmfs.training.config import TrainConfig
-from hmfs.training.loop import train
+from hmfs.training.run import train
+from hmfs.training.run_lock import RunLocked
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ def add_parser(subparsers) -> None:
                         help="compute the frozen backbone's maps of each un-augmented image once and keep them (up to "
                              "2 GiB): validation always, training without --augment; for small data (the synthetic "
                              "benchmark), where it halves a step's time")
+    parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
+                        help="write no TensorBoard event files (default: in <out>/tensorboard)")
     parser.add_argument("--checkpoint-every", type=int, default=0,
                         help="also save the resumable state every N training steps (long epochs, preemptible jobs)")
     parser.add_argument("--attempt", type=int, default=1,
@@ -62,14 +66,15 @@ def run_train(args: argparse.Namespace) -> int:
         val_seed=args.val_seed, val_episodes=args.val_episodes, train_episodes=args.train_episodes,
         augment=args.augment, augment_ops=args.augment_ops, num_workers=args.num_workers, device=args.device, precision=args.precision,
         log_every=args.log_every, checkpoint_every=args.checkpoint_every, cache_features=args.cache_features,
+        tensorboard=args.tensorboard,
     )
     try:
         train(config, restart_finished=args.restart_finished, attempt=args.attempt)
-    except TrainingStopped as stopped:
-        log.warning("%s; the state in %s holds it: run the same command again to resume (exit code %d)",
-                    stopped, config.state_path.parent, EXIT_STOPPED)
+    except TrainingStopped:  # logged (in the run's train.log too) where it is raised
         return EXIT_STOPPED
-    except (TrainingStalled, TrainingDiverged) as failed:
-        log.error("%s", failed)
+    except (TrainingStalled, TrainingDiverged, UnreadableFile, DiskFull):  # one line, logged (in train.log too) there
+        return 1
+    except RunLocked as locked:  # another live trainer: this attempt leaves the run alone
+        log.error("%s", locked)
         return 1
     return 0

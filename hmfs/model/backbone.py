@@ -11,6 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
+from hmfs.files import load_torch_file
 from hmfs.names import BACKBONE_BLOCKS, BACKBONES
 
 
@@ -156,7 +157,8 @@ def build_backbone(
             path = Path(weights)
             if not path.is_file():
                 raise FileNotFoundError(f"backbone weights file not found: {path}")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_torch_file(path, "backbone weights file", "fetch it again (python -m hmfs fetch), "
+                                                                   "or pass another file")
             for key in ("state_dict", "model"):
                 if isinstance(state, dict) and key in state and isinstance(state[key], dict):
                     state = state[key]

@@ -8,6 +8,7 @@ from typing import Mapping
 
 import torch
 
+from hmfs.files import load_torch_file
 from hmfs.model.hsnet import HSNet
 
 
@@ -87,11 +88,8 @@ def read_checkpoint(path: str | Path) -> Mapping:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch raises many types for a bad file; all mean "not loadable"
-        raise ValueError(f"{path} is not a checkpoint torch can load with weights_only=True "
-                         f"({type(error).__name__}: {str(error).splitlines()[0][:200]})") from error
+    state = load_torch_file(path, "checkpoint", "train its run again (make fold RUN=...) or download the released "
+                                                "file again (python -m hmfs fetch)")
     if not isinstance(state, Mapping):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
     return state

@@ -73,6 +73,8 @@ def train_flags(config: dict[str, Any], run: Run) -> list[str]:
             flags += [f"--{key.replace('_', '-')}", str(schedule[key])]
     if train.get("cache_features"):
         flags.append("--cache-features")
+    if not train.get("tensorboard", True):
+        flags.append("--no-tensorboard")
     workers = config["resources"]["train"].get("workers")
     if workers:  # data-loader processes: a resource (results do not depend on it), so resumable with another
         flags += ["--num-workers", str(workers)]

@@ -239,3 +239,18 @@ def check_submission(requests: list[JobRequest], status_command: str | None, ini
     if code != 0 or code_nodes != 0:
         return problems + [f"scontrol show partition/node failed: {partitions_text} {nodes_text}".strip()]
     return problems + unschedulable(requests, parse_partitions(partitions_text), parse_nodes(nodes_text))
+
+
+def account_note(has_account: bool, run: Runner = run_command) -> str | None:
+    """What to expect when no job names a `slurm_account`: the executor plugin guesses one with sacct
+    (`sacct -nu <user> -o Account`), and where sacct fails (no slurmdbd) it prints sacct's own error
+    and submits without an account. None when there is nothing to say."""
+    if has_account:
+        return None
+    code, out = run(["sacct", "-n", "-X", "-o", "Account%64", "--starttime", "now"])
+    if code == 0:
+        return None
+    first = (out.splitlines() or [f"exit code {code}"])[0]
+    return (f"no slurm_account is set, so the SLURM executor will guess one with sacct, which fails here ({first}): "
+            "it then prints that error and submits every job without an account, which is harmless where the cluster "
+            f"needs none; set `slurm_account` under default-resources in {PROFILE} to skip the guess")

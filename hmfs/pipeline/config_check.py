@@ -1,4 +1,4 @@
-"""A config against the workflow's schema, in one line per error: the key's dotted path, and for a misspelled key the closest valid one."""
+"""A config read and checked against the workflow's schema, one line per error: the key's dotted path, and for a misspelled key the closest valid one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from hmfs.pipeline.checks import check_grid, check_renamed_keys
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -57,3 +59,17 @@ def check_config_schema(config: dict[str, Any], schema_path: Path = SCHEMA) -> N
                  for e in errors[:4]]
         more = f" (and {len(errors) - 4} more)" if len(errors) > 4 else ""
         raise ValueError("; ".join(lines) + more)
+
+
+def load_config(path: Path) -> dict:
+    """The config at `path`, checked against the workflow's schema (when this checkout has it) and by check_grid."""
+    if not path.is_file():
+        raise FileNotFoundError(f"config not found: {path}")
+    config = yaml.safe_load(path.read_text())
+    try:
+        check_renamed_keys(config)
+        check_config_schema(config)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    check_grid(config)
+    return config

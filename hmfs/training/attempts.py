@@ -108,13 +108,29 @@ class AttemptRecord:
         self.saved: list[int] | None = None  # [epoch, step] of the last state it saved
 
     def write(self, outcome: str, signal_name: str | None, **extra) -> None:
-        """Append the record: outcome finished | stopped | no_progress | failed."""
+        """Append the record: outcome finished | stopped | no_progress | failed (| killed: see record_killed)."""
         if not self.writes:
             return
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps({"outcome": outcome, "signal": signal_name, "from": self.start,
-                                     "to": self.saved or self.start, "started": self.started, "ended": _now(),
-                                     **extra, **self.where}) + "\n")
+        try:
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps({"outcome": outcome, "signal": signal_name, "from": self.start,
+                                         "to": self.saved or self.start, "started": self.started, "ended": _now(),
+                                         **extra, **self.where}) + "\n")
+        except OSError as error:  # e.g. the disk that failed the save: the attempt's own error matters more
+            log.warning("could not append this attempt's record to %s: %s", self.path, error)
+
+
+def record_killed(path: Path, holder: dict) -> None:
+    """Append the record of an attempt that was killed (its lock's last words): SIGKILL, a lost node, a crash."""
+    where = {k: holder.get(k) for k in ("snakemake_attempt", "host", "pid", "slurm_job_id", "slurm_restart_count",
+                                        "cuda_visible_devices", "ranks") if holder.get(k) is not None}
+    with open(path, "a") as handle:
+        handle.write(json.dumps({"outcome": "killed", "signal": None, "from": holder.get("start"),
+                                 "to": holder.get("saved") or holder.get("start"), "started": holder.get("since"),
+                                 "ended": holder.get("refreshed"), **where}) + "\n")
+    log.warning("the previous attempt (process %s on %s, since %s) was killed without saving its end; it had saved "
+                "up to epoch/step %s", holder.get("pid"), holder.get("host"), holder.get("since"),
+                holder.get("saved") or holder.get("start"))
 
 
 def read_attempts(path: Path) -> list[dict]:
@@ -125,8 +141,8 @@ def read_attempts(path: Path) -> list[dict]:
 
 
 def made_progress(attempt: dict) -> bool:
-    """Whether an attempt record shows progress: stopped or finished, or failed after saving something new."""
-    if attempt["outcome"] == "failed":
+    """Whether an attempt record shows progress: stopped or finished, or failed or killed after saving something new."""
+    if attempt["outcome"] in ("failed", "killed"):
         return attempt["to"] != attempt["from"]
     return attempt["outcome"] in ("stopped", "finished")
 
@@ -142,7 +158,8 @@ def check_progressing(attempts: list[dict], retry: int, state_path: Path) -> Non
     recent = attempts[-NO_PROGRESS_LIMIT:]
     if retry <= 1 or len(recent) < NO_PROGRESS_LIMIT or any(made_progress(a) for a in recent):
         return
-    why = "; ".join(a.get("error") or f"stopped on {a['signal']} before finishing a single training step" for a in recent)
+    why = "; ".join(a.get("error") or ("killed before saving anything" if a["outcome"] == "killed" else
+                                       f"stopped on {a['signal']} before finishing a single training step") for a in recent)
     raise TrainingStalled(
         f"the last {NO_PROGRESS_LIMIT} attempts of this run (state {state_path}) made no progress ({why}), so "
         "retrying it as it is cannot finish it: give the job more time before the signal (a larger "

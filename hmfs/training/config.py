@@ -12,7 +12,7 @@ from hmfs.training.stopping import check_stopping
 # Config keys that may change between a killed run and its resumption without changing results.
 # The stopping rule may change too: it decides how far a run goes, not what its epochs computed.
 RESUMABLE_CHANGES = {"epochs", "patience", "min_epochs", "num_workers", "out_dir", "state_dir", "log_every",
-                     "checkpoint_every", "device"}
+                     "checkpoint_every", "device", "tensorboard"}
 
 
 @dataclass
@@ -47,6 +47,7 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 0  # also save the resumable state every N training steps (0: at epoch ends only)
     cache_features: bool = False  # keep the frozen backbone's maps of un-augmented images (hmfs.model.feature_cache)
+    tensorboard: bool = True  # TensorBoard event files in <out_dir>/tensorboard (hmfs.training.curves)
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:

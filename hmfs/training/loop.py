@@ -1,4 +1,4 @@
-"""HSNet's training recipe for one run, seeded and resumable: `train` makes one attempt, `Trainer` holds its state."""
+"""HSNet's training recipe for one run, seeded and resumable: `Trainer` holds one attempt's state (hmfs.training.run drives it)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from hmfs.data import build_dataset
+from hmfs.files import load_torch_file
 from hmfs.engine import NonFiniteStep, gradient_scaler, learner_optimizer, run_epoch
 from hmfs.metrics import IoUAccumulator
 from hmfs.model import load_hsnet_checkpoint
@@ -32,58 +34,6 @@ from hmfs.training.stopping import stop_reason
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "hmfs-train-state-v1"
-
-
-def train(config: TrainConfig, restart_finished: bool = False, attempt: int = 1) -> dict:
-    """Train (or resume) one run; returns the summary that is also written to `train_summary.json`.
-
-    Outputs in `out_dir` (written once, atomically, at the end): best.pt (best validation mIoU, as
-    HSNet selects), last.pt, history.jsonl (one line per epoch), config.json, train_summary.json
-    (with `stopped`: which rule ended the run, `config.epochs` or `config.patience`, see
-    hmfs.training.stopping). The resumable state (learner, optimizer, RNG, history, best weights)
-    is saved after every epoch in the state folder; running the same command again resumes from it.
-    A state that is already finished is re-used as it is (nothing is trained), unless
-    `restart_finished`: then the run trains again from scratch.
-
-    Under torchrun (WORLD_SIZE > 1) each process trains its share of every global batch
-    (hmfs.training.distributed); rank 0 writes every file, and all ranks stop at the same step.
-
-    A stop signal (STOP_SIGNALS: SLURM's warning ahead of the time limit, preemption, requeue) makes
-    the run save its state after the current training step (or abandon the current validation pass)
-    and raise TrainingStopped; the next run resumes bit for bit. The state folder also keeps the log
-    of every attempt (train.log, appended) and one record per attempt (attempts.jsonl); an attempt
-    that stops before finishing a single step raises TrainingStalled, and so does a retry (`attempt`
-    > 1, Snakemake's attempt number) after NO_PROGRESS_LIMIT such attempts (see `check_progressing`).
-    """
-    ranks = ranks_from_environment()
-    device = resolve_device(rank_device(config.device, ranks))
-    state_dir = config.state_path.parent
-    state_dir.mkdir(parents=True, exist_ok=True)
-    this_attempt = AttemptRecord(state_dir / "attempts.jsonl", attempt, write=ranks.main)
-    if ranks.distributed:
-        this_attempt.where["ranks"] = ranks.world
-    with attempt_log(state_dir / "train.log", ranks), StopRequest().installed() as stop, process_group(ranks, device):
-        try:
-            return run_attempt(config, restart_finished, stop, this_attempt, ranks, device)
-        except (TrainingStopped, TrainingStalled):
-            raise  # recorded where they are raised (a refused attempt is not recorded)
-        except Exception as error:
-            this_attempt.write("failed", stop.signal_name, error=f"{type(error).__name__}: {error}")
-            raise
-
-
-def run_attempt(config: TrainConfig, restart_finished: bool, stop: StopRequest, this_attempt: AttemptRecord,
-                ranks: Ranks = Ranks(), device: torch.device | None = None) -> dict:
-    """One attempt: refuse a retry that cannot progress, resume (or start), train until a stopping rule says so, finish."""
-    attempts = read_attempts(this_attempt.path)
-    log.info("==== attempt %d of %s: %s ====", len(attempts) + 1, Path(config.out_dir),
-             ", ".join(f"{k}={v}" for k, v in this_attempt.where.items() if v is not None))
-    check_progressing(attempts, this_attempt.where["snakemake_attempt"], config.state_path)
-    trainer = Trainer(config, stop, this_attempt, ranks, device)
-    trainer.resume(restart_finished)
-    while (reason := trainer.stop_reason()) is None:
-        trainer.train_epoch(len(trainer.history))
-    return trainer.finish(reason)
 
 
 class Trainer:
@@ -112,6 +62,10 @@ class Trainer:
         self.val_loader: DataLoader | None = None  # built once: the same episodes every epoch
         # The per-epoch lines, followable while training runs; rewritten on resume to match the state.
         self.progress_path = self.state_path.parent / "history.jsonl"
+        # Called after every step as on_step(phase, epoch, step, steps) and after every epoch as on_epoch(record)
+        # (the run's lock refreshes itself, TensorBoard writes its curves).
+        self.on_step: Callable[[str, int, int, int], None] | None = None
+        self.on_epoch: Callable[[dict], None] | None = None
 
     def stop_reason(self) -> dict | None:
         config = self.config
@@ -120,7 +74,8 @@ class Trainer:
     def resume(self, restart_finished: bool) -> None:
         """Load the saved state (unless there is none, or a finished one is to be trained again), else seed."""
         config, path = self.config, self.state_path
-        state = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+        state = load_torch_file(path, "training state", f"delete {path.parent} to train this run again from scratch "
+                                "(its saved progress is lost)") if path.is_file() else None
         if state is not None and state.get("format") != STATE_FORMAT:
             raise ValueError(f"{path} is not an hmfs training state (format {state.get('format')!r})")
         finished = state is not None and stop_reason(state["history"], config.epochs, config.patience, config.min_epochs)
@@ -156,8 +111,8 @@ class Trainer:
 
     def save_state(self, epochs_done: int, step: int, partial_epoch: dict | None) -> None:
         """The resumable state (rank 0 writes it): after `epochs_done` whole epochs and `step` batches of the next."""
-        self.this_attempt.saved = [epochs_done, step]
         if not self.ranks.main:
+            self.this_attempt.saved = [epochs_done, step]
             return
         device = self.device
         atomic_torch_save(self.state_path, {
@@ -176,6 +131,7 @@ class Trainer:
             "config": dataclasses.asdict(self.config),
             "git_commit": self.commit,
         })
+        self.this_attempt.saved = [epochs_done, step]  # only once the state is on disk
 
     def stop_here(self, epoch: int, step: int, partial_epoch: dict | None) -> None:
         """Act on a stop signal at a step boundary: save the state (`step` batches of `epoch` done) and stop."""
@@ -196,15 +152,19 @@ class Trainer:
         """What a state saved inside an epoch keeps of it: the running train sums (of all ranks) and the time spent."""
         return {"train_meter": summed_state(meter, self.ranks), "seconds": time.perf_counter() - began}
 
-    def _after_train_step(self, step: int, epoch: int, meter: IoUAccumulator, began: float) -> None:
+    def _after_train_step(self, step: int, epoch: int, steps: int, meter: IoUAccumulator, began: float) -> None:
         self.stop.progress += 1
         if self.config.checkpoint_every and step % self.config.checkpoint_every == 0:
             self.save_state(epoch, step, self._partial_epoch(meter, began))
+        if self.on_step is not None:  # after the save: what it reports as saved is on disk
+            self.on_step("train", epoch, step, steps)
         if self.stop.agreed(self.ranks):
             self.stop_here(epoch, step, self._partial_epoch(meter, began))
 
-    def _after_val_step(self, _: int, epoch: int, train_steps: int, meter: IoUAccumulator, began: float) -> None:
-        if self.stop.signal_name:  # one process: the validation pass is re-run whole on resume
+    def _after_val_step(self, step: int, epoch: int, train_steps: int, meter: IoUAccumulator, began: float) -> None:
+        if self.on_step is not None:
+            self.on_step("val", epoch, step, len(self.val_loader))
+        if self.stop.signal_name and not self.ranks.distributed:  # one process: the validation pass is re-run whole on resume
             self.stop_here(epoch, train_steps, self._partial_epoch(meter, began))
 
     def _val_loader(self) -> DataLoader:
@@ -232,7 +192,8 @@ class Trainer:
                                               self.device), train_meter, self.device, self.optimizer, config.precision,
                       config.log_every, label=f"epoch {epoch} train", first_step=self.start_step,
                       forward=self.train_forward, shares=remaining, scaler=self.scaler,
-                      on_step=functools.partial(self._after_train_step, epoch=epoch, meter=train_meter, began=began))
+                      on_step=functools.partial(self._after_train_step, epoch=epoch, steps=len(shares), meter=train_meter,
+                                                began=began))
         except NonFiniteStep as error:
             raise TrainingDiverged(
                 f"training diverged at epoch {epoch}, {error} (lr {config.lr:g}, precision {config.precision}); the step "
@@ -243,8 +204,8 @@ class Trainer:
         val_meter = IoUAccumulator(self.val_set.class_ids, self.val_set.nclass)
         run_epoch(self.model, self._val_loader(), val_meter, self.device, None, config.precision, config.log_every,
                   label=f"epoch {epoch} val", feature_cache=self.val_cache,
-                  on_step=None if ranks.distributed else functools.partial(
-                      self._after_val_step, epoch=epoch, train_steps=len(shares), meter=train_meter, began=began))
+                  on_step=functools.partial(self._after_val_step, epoch=epoch, train_steps=len(shares), meter=train_meter,
+                                            began=began))
         reduce_accumulator(val_meter, ranks)
         record = {
             "epoch": epoch,
@@ -262,6 +223,8 @@ class Trainer:
             with open(self.progress_path, "a") as handle:
                 handle.write(json_line(record))
         log.info("epoch %d/%d: %s", epoch + 1, config.epochs, json.dumps(record))
+        if self.on_epoch is not None:
+            self.on_epoch(record)
         if self.stop.agreed(self.ranks) and self.stop_reason() is None:
             self.stop_here(epoch + 1, 0, None)
 

@@ -55,3 +55,10 @@ def assumed_stop(epochs: int, patience: int | None, min_epochs: int) -> int:
     if patience is None:
         return epochs
     return min(epochs, max(min_epochs, 1) + patience)
+
+
+def stop_without_better(epochs: int, patience: int | None, min_epochs: int, best_epoch: int | None) -> int:
+    """The epochs a run trains in all if no epoch after `best_epoch` beats it (the status's shortest time left)."""
+    if patience is None or best_epoch is None:
+        return epochs
+    return min(epochs, max(min_epochs, 1, best_epoch + 1 + patience))

@@ -6,7 +6,7 @@ import pytest
 
 from hmfs.cli import build_parser, main
 
-COMMANDS = ("generate", "prepare", "verify-data", "convert-splits", "pretrain", "train", "evaluate", "bench", "plan", "gpu-check", "fetch-weights", "check-released", "fetch", "unpack",
+COMMANDS = ("generate", "prepare", "verify-data", "convert-splits", "pretrain", "train", "evaluate", "bench", "plan", "status", "gpu-check", "fetch-weights", "check-released", "fetch", "unpack",
             "tables", "claims", "forest", "figures")
 
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from hmfs.commands.evaluate import evaluate
+from hmfs.training.attempts import read_attempts
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +45,15 @@ def train_args(data: Path, splits: Path, out: Path, epochs: int = 3) -> list[str
             "--seed", "3", "--out", str(out)]
 
 
+def tensorboard_scalars(folder: Path) -> dict[str, list]:
+    """Every scalar curve of a TensorBoard folder, as TensorBoard itself reads them (purged points dropped)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+
+
 def read_history(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -71,6 +81,10 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(pascal, tmp_path):
 
     rerun = hmfs_cli(*train_args(data, splits, resumed))
     assert f"resuming {resumed} from epoch {done_at_kill}" in rerun.stderr
+    # The killed attempt is recorded as such (from its lock) and the resumed one counts as the second.
+    attempts = read_attempts(Path(str(resumed) + ".state") / "attempts.jsonl")
+    assert [a["outcome"] for a in attempts] == ["killed", "finished"] and attempts[0]["to"][0] == done_at_kill
+    assert "==== attempt 2 of" in rerun.stderr and "was killed without saving its end" in rerun.stderr
 
     for name in ("best.pt", "last.pt"):
         a = torch.load(straight / name, weights_only=True)
@@ -83,6 +97,12 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(pascal, tmp_path):
     for a, b in zip(history_a, history_b):
         for key in ("epoch", "train_loss", "train_miou", "train_fb_iou", "val_loss", "val_miou", "val_fb_iou", "best_epoch"):
             assert a[key] == b[key], key
+    # TensorBoard's curves: one point per epoch, equal to the history, across the kill; attempt boundaries marked.
+    scalars = tensorboard_scalars(resumed / "tensorboard")
+    assert [(p.step, p.value) for p in scalars["val/miou"]] == [(h["epoch"] + 1, pytest.approx(h["val_miou"]))
+                                                                for h in history_b]
+    assert [p.step for p in scalars["run/attempt"]] == [0, done_at_kill]
+    assert {"train/loss", "train/fb_iou", "val/loss", "train/learning_rate", "speed/episodes_per_second"} <= set(scalars)
     summary = json.loads((resumed / "train_summary.json").read_text())
     assert summary["epochs"] == 3 and summary["config"]["seed"] == 3
     assert summary["best_val_miou"] == max(h["val_miou"] for h in history_a)
@@ -119,6 +139,8 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(pascal, tmp_path):
     assert "training again from scratch" in restarted.stderr and "epoch 1/3" in restarted.stderr
     assert torch.equal(torch.load(resumed / "best.pt", weights_only=True)["learner"]["decoder2.2.bias"],
                        torch.load(straight / "best.pt", weights_only=True)["learner"]["decoder2.2.bias"])
+    # Trained again from scratch: TensorBoard drops the old points, so each epoch still appears once.
+    assert [p.step for p in tensorboard_scalars(resumed / "tensorboard")["val/miou"]] == [1, 2, 3]
     switched = hmfs_cli(*[a if a != "hm" else "fm" for a in train_args(data, splits, resumed, epochs=1)],
                         "--restart-finished")
     assert "training again from scratch" in switched.stderr

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from hmfs.pipeline import argv
-from hmfs.pipeline.cluster import (SQUEUE_MIN_JOB_AGE, JobRequest, check_submission, effective_status_command, gpu_count,
+from hmfs.pipeline.cluster import (SQUEUE_MIN_JOB_AGE, JobRequest, account_note, check_submission, effective_status_command, gpu_count,
                           parse_minutes, parse_nodes, parse_partitions, signal_lead, status_problems, unschedulable)
 from tests.workflow.test_workflow import REPO, WORKFLOW_FILES
 
@@ -143,6 +143,14 @@ def test_check_submission_asks_the_cluster_and_collects_every_problem():
     assert len(problems) == 3 and "sacct" in problems[0] and "MaxTime" in problems[1] and "evaluate_model" in problems[2]
     down = check_submission([request()], "squeue", 10, run=lambda args: (1, "Unable to contact slurm controller"))
     assert len(down) == 1 and "does not answer" in down[0]
+
+
+def test_a_failing_account_guess_is_announced_with_its_fix():
+    run, calls = fake_slurm({"sacct -n -X": (1, NO_DB)})
+    note = account_note(False, run=run)
+    assert f"which fails here ({NO_DB})" in note and "set `slurm_account` under default-resources in slurm/config.yaml" in note
+    assert account_note(True, run=run) is None and len(calls) == 1  # an account given: nothing guessed, nothing run
+    assert account_note(False, run=fake_slurm({"sacct -n -X": (0, "")})[0]) is None  # sacct works: the guess is quiet
 
 
 STAGES = {"train_model": "train", "evaluate_model": "evaluate", "evaluate_cross_domain": "evaluate",

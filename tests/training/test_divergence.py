@@ -16,7 +16,7 @@ import torchvision
 from hmfs.commands.evaluate import evaluate
 from hmfs.training.attempts import TrainingDiverged, read_attempts
 from hmfs.training.components import json_line
-from hmfs.training.loop import train
+from hmfs.training.run import train
 from tests.commands.test_train_evaluate import pascal  # noqa: F401  (a fixture)
 from tests.training.test_train_signals import cli_args, config_for
 

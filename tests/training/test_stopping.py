@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hmfs.training.config import TrainConfig
-from hmfs.training.loop import train
+from hmfs.training.run import train
 from hmfs.training.stopping import assumed_stop, earliest_stop, stop_reason
 from tests.commands.test_train_evaluate import pascal, read_history  # noqa: F401  (pascal is a fixture)
 from tests.training.test_train_signals import config_for

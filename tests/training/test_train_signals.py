@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import hmfs.training.loop as train_module
+import hmfs.training.run as run_module
 from hmfs.options import resolve_splits_dir
 from hmfs.training.attempts import (EXIT_STOPPED, AttemptRecord, StopRequest, TrainingStalled, TrainingStopped,
                            check_progressing, read_attempts)
@@ -79,7 +80,7 @@ def signal_at(monkeypatch, stop: StopRequest, signum: int, label: str, step: int
 def straight(pascal, tmp_path_factory) -> Path:
     data, splits = pascal
     out = tmp_path_factory.mktemp("straight") / "run"
-    train_module.train(config_for(data, splits, out))
+    run_module.train(config_for(data, splits, out))
     return out
 
 
@@ -111,7 +112,7 @@ def test_signal_stops_at_a_step_then_the_run_resumes_bit_for_bit(pascal, straigh
     stop = StopRequest()
     signal_at(monkeypatch, stop, signal.SIGTERM, "epoch 0 val", 3)
     with pytest.raises(TrainingStopped, match="SIGTERM at epoch 0, step 12"):
-        train_module.run_attempt(config, False, stop, record_for(config))
+        run_module.run_attempt(config, False, stop, record_for(config))
     monkeypatch.undo()
 
     # The third attempt finishes; the weights and the history equal the uninterrupted run's.
@@ -125,7 +126,9 @@ def test_signal_stops_at_a_step_then_the_run_resumes_bit_for_bit(pascal, straigh
     assert attempts[1]["from"] == [0, state["step"]] and attempts[1]["to"] == [0, 12]
     # train.log keeps the log of every attempt made through `train` (the CLI's), in order.
     log_text = train_log.read_text()
-    marks = ["==== attempt 1 of", "SIGURG received", "==== attempt 3 of", "from epoch 0 of 2, step 12", "done: best epoch"]
+    # Each stopped attempt's own log ends by saying it stopped, and that this is no failure.
+    marks = ["==== attempt 1 of", "SIGURG received", f"stopped by SIGURG at epoch 0, step {state['step']}; the state",
+             "(exit code 75, not a failure)", "==== attempt 3 of", "from epoch 0 of 2, step 12", "done: best epoch"]
     assert [log_text.index(m) for m in marks] == sorted(log_text.index(m) for m in marks)
 
 
@@ -140,7 +143,7 @@ def test_attempts_without_progress_fail_and_the_next_retry_refuses(pascal, strai
         stop = StopRequest()
         stop(signal.SIGURG, None)
         with pytest.raises(TrainingStalled, match="before this attempt finished a single training step"):
-            train_module.run_attempt(config, False, stop, record_for(config, attempt))
+            run_module.run_attempt(config, False, stop, record_for(config, attempt))
         assert torch.load(config.state_path, weights_only=True)["step"] == attempt  # the step is kept
     assert [(a["outcome"], a["snakemake_attempt"]) for a in read_attempts(attempts_path)] == [
         ("no_progress", 1), ("no_progress", 2)]
@@ -148,14 +151,14 @@ def test_attempts_without_progress_fail_and_the_next_retry_refuses(pascal, strai
     # Snakemake's next retry refuses before loading anything.
     monkeypatch.setattr(train_module, "build_dataset", lambda **_: pytest.fail("a refused attempt loaded data"))
     with pytest.raises(TrainingStalled, match="the last 2 attempts of this run"):
-        train_module.run_attempt(config, False, StopRequest(), record_for(config, 3))
+        run_module.run_attempt(config, False, StopRequest(), record_for(config, 3))
     monkeypatch.undo()
     refused = subprocess.run([sys.executable, "-m", "hmfs", *cli_args(config), "--attempt", "3"], capture_output=True,
                              text=True, timeout=300)
     assert refused.returncode == 1 and "cannot finish it" in refused.stderr
 
     # A new snakemake run (attempt 1) starts, and still ends bit for bit where the uninterrupted run does.
-    train_module.train(config, attempt=1)
+    run_module.train(config, attempt=1)
     assert_same_training(straight, Path(config.out_dir))
     assert read_attempts(attempts_path)[-1]["outcome"] == "finished"
 
@@ -170,12 +173,12 @@ def test_failures_are_recorded_and_two_without_progress_stop_the_retries(pascal,
     monkeypatch.setattr(train_module, "build_dataset", broken)
     for attempt in (1, 2):
         with pytest.raises(OSError, match="disk gone"):
-            train_module.train(config, attempt=attempt)
+            run_module.train(config, attempt=attempt)
     records = read_attempts(config.state_path.parent / "attempts.jsonl")
     assert [(r["outcome"], r["error"], r["from"], r["to"]) for r in records] == [
         ("failed", "OSError: disk gone", None, None)] * 2
     with pytest.raises(TrainingStalled, match="made no progress \\(OSError: disk gone; OSError: disk gone\\)"):
-        train_module.train(config, attempt=3)
+        run_module.train(config, attempt=3)
 
 
 def test_progress_check_only_refuses_retries_after_a_streak():

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ import yaml
 
 from hmfs.pipeline import argv, grid, paths
 from hmfs.training.attempts import read_attempts
+from hmfs.training.run_lock import LOCK_NAME, read_lock
 from tests.workflow.test_workflow import WORKFLOW_FILES, job_counts, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -244,6 +246,48 @@ def test_training_across_time_limits_and_requeue_equals_an_uninterrupted_run(slu
     assert train_log.count("==== attempt ") == len(attempts) and train_log.count(f"slurm_job_id={second},") == 2
     slurm_log = next((workdir / ".snakemake" / "slurm_logs" / "rule_train_model").rglob(f"{second}.log")).read_text()
     assert slurm_log.count("rule train_model:") >= 2 and "DUE TO JOB REQUEUE" in slurm_log, slurm_log[-3000:]
+
+
+def test_a_training_job_killed_without_warning_resumes_under_the_profile(slurm, local_run, tmp_path):
+    # SIGKILL to the trainer, as the OOM killer or a lost node deals it: no signal to save on. The job fails,
+    # Snakemake submits it again, and the new trainer records the killed attempt, takes over its lock and resumes
+    # from the last saved step.
+    workdir = copy_workflow(tmp_path / "slurm")
+    start_from(local_run, workdir, parts=("raw", "data", "weights"))
+    config = grid_config(workdir)
+    config["tables"]["table3"]["rows"] = {"HSNet": {"masking": "fm"}}
+    config["train"]["fss"]["epochs"] = 12  # about 50 steps: time to kill it in the middle
+    config["train"]["checkpoint_every"] = 1
+    config["resources"]["train"]["threads"] = 1  # as the reference's train_command: the same kernels, bit for bit
+    (workdir / "kill.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    run = grid.Run("fss", "resnet18", "fm", "all")
+    state_dir = workdir / paths.state_dir("out", run)
+    straight = subprocess.Popen(train_command(config, run, tmp_path / "straight"), cwd=workdir, env=ENV,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "snakemake.log"
+    with open(log, "w") as handle:
+        process = subprocess.Popen([str(BIN / "snakemake"), f"out/{run.key}/best.pt", "--profile", "slurm", "--cores",
+                                    "64", "--configfile", "kill.yaml"], cwd=workdir, env=ENV, stdout=handle,
+                                   stderr=subprocess.STDOUT)
+    try:
+        holder = wait_for(lambda: (lambda lock: lock if lock and lock.get("saved") and lock["saved"] >= [0, 3] else None)(
+            read_lock(state_dir / LOCK_NAME)), "a trainer that saved 3 steps", 300, process, log)
+        os.kill(holder["pid"], signal.SIGKILL)
+        assert process.wait(timeout=900) == 0, log.read_text()[-6000:]
+    finally:
+        if process.poll() is None:
+            process.terminate()
+    assert straight.wait(timeout=600) == 0, straight.stderr.read()[-3000:]
+
+    killed, finished = read_attempts(state_dir / "attempts.jsonl")
+    assert (killed["outcome"], killed["pid"], killed["slurm_job_id"]) == ("killed", holder["pid"], holder["slurm_job_id"])
+    assert finished["outcome"] == "finished" and finished["slurm_job_id"] != killed["slurm_job_id"]
+    assert [0, 3] <= killed["to"] <= finished["from"], (killed, finished)  # resumed from the last save, nothing lost
+    assert "was killed without saving its end" in (state_dir / "train.log").read_text()
+    out = workdir / "out" / run.key
+    for name in ("best.pt", "last.pt"):
+        a, b = torch.load(tmp_path / "straight" / name, weights_only=True), torch.load(out / name, weights_only=True)
+        assert all(torch.equal(a["learner"][k], b["learner"][k]) for k in a["learner"]), name
 
 
 def test_a_two_process_training_job_runs_through_the_profile(slurm, local_run, tmp_path):

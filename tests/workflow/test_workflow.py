@@ -108,6 +108,15 @@ def test_configfile_replaces_config_yaml(workdir):
     assert counts["make_table"] == 4
 
 
+def test_a_config_without_figures_plans_no_plots_and_warns_of_nothing(workdir):
+    config = yaml.safe_load((REPO / "workflow" / "config.synthetic.yaml").read_text())
+    config["figures"] = {}
+    (workdir / "nofigures.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(workdir, "-n", "--configfile", "nofigures.yaml")
+    assert not [name for name in job_counts(result.stdout) if name.startswith("plot_") and name != "plot_claims"]
+    assert "localrules" not in result.stdout + result.stderr  # no warning about rules a config leaves out
+
+
 @pytest.mark.parametrize("change, named", [
     (lambda c: c.update(backbone=["resnet50"]), "'backbone' was unexpected"),
     (lambda c: c.update(backbones=["resnet51"]), "resnet51"),

@@ -29,7 +29,8 @@
 #   or LF) when present (synthetic trees); the real download has none, so HSNet's lists shipped in
 #   `hmfs/splits/fss/` are used.
 #
-# Images are never copied: the image folders are absolute symlinks to the raw folders. Masks and
+# Images are never copied: the image folders are relative symlinks to the raw folders (the project
+# can be moved whole; `cp -rL` copies the prepared folder with its images). Masks and
 # lists are written through a temporary name and a rename; re-running rewrites the same bytes.
 # prepare reads image headers (sizes) only; `python -m hmfs verify-data` decodes every prepared
 # image and mask. A file that cannot be read stops prepare with a ValueError naming it.

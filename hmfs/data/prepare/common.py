@@ -41,10 +41,15 @@ def read_list(path: Path, expected: str) -> list[str]:
 
 
 def link_folder(target: Path, link: Path) -> None:
-    """Make `link` an absolute symlink to the folder `target` (an older symlink is replaced)."""
-    target = target.resolve()
+    """Make `link` a relative symlink to the folder `target` (an older symlink is replaced).
+
+    Relative, so that the project (raw and prepared folders together) can be moved or copied whole;
+    `cp -rL` makes a copy of the prepared folder alone that holds the images themselves.
+    """
+    link.parent.mkdir(parents=True, exist_ok=True)
+    relative = os.path.relpath(target.resolve(), link.parent.resolve())
     if link.is_symlink():
-        if Path(os.readlink(link)) == target:
+        if os.readlink(link) == relative:
             return
     elif link.exists():
         raise ValueError(f"{link} exists and is not a symlink; remove it or prepare into another --out")
@@ -52,7 +57,7 @@ def link_folder(target: Path, link: Path) -> None:
     tmp = link.with_name(f".{link.name}.tmp-link")
     if tmp.is_symlink():
         tmp.unlink()
-    tmp.symlink_to(target, target_is_directory=True)
+    tmp.symlink_to(relative, target_is_directory=True)
     os.replace(tmp, link)
 
 
