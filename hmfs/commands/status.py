@@ -24,6 +24,8 @@ def _hours(bounds: list[float] | None) -> str:
     low, high = bounds
 
     def one(hours: float) -> str:
+        if hours < 1 / 60:
+            return f"{hours * 3600:.0f}s"
         return f"{hours * 60:.0f}m" if hours < 1 else f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
     return one(low) if abs(high - low) < 1e-9 else f"{one(low)}-{one(high)}"
 
@@ -41,14 +43,16 @@ def format_status(status: dict) -> str:
     """A table of the runs (one line each, then what is wrong with those that stalled or failed), and the totals."""
     when = datetime.datetime.fromtimestamp(status["time"]).astimezone().isoformat(timespec="seconds")
     lines = [f"grid in {status['output_dir']} at {when}",
-             f"{'run':36s} {'state':8s} {'epoch':>11s} {'step':>9s} {'best val (ep)':>14s} {'last':>6s} "
+             f"{'run':36s} {'state':8s} {'epoch':>11s} {'step':>12s} {'best val (ep)':>14s} {'last':>6s} "
              f"{'attempts':24s} {'job':>8s} {'ep/s':>6s} {'left*':>11s}"]
     notes = []
     for run in status["runs"]:
         epoch = f"{run['epochs_done']}/{run['epochs']}"
-        step = f"{run['phase']} {run['step']}/{run['steps']}" if run["state"] == "running" and run["steps"] else "-"
+        step = "-"
+        if run["state"] == "running" and run["phase"]:  # train 12/25, val 3/12, or between epochs
+            step = f"{run['phase']} {run['step']}/{run['steps']}" if run["phase"] in ("train", "val") else "new epoch"
         best = "-" if run["best_val_miou"] is None else f"{run['best_val_miou']:.1f} ({run['best_epoch']})"
-        lines.append(f"{run['run']:36s} {run['state']:8s} {epoch:>11s} {step:>9s} {best:>14s} "
+        lines.append(f"{run['run']:36s} {run['state']:8s} {epoch:>11s} {step:>12s} {best:>14s} "
                      f"{_number(run['last_val_miou']):>6s} {_attempts(run['attempts']):24s} {run['slurm_job_id'] or '-':>8s} "
                      f"{_number(run['episodes_per_second']):>6s} {_hours(run['hours_left']):>11s}")
         if run["state"] in ("stalled", "failed", "stopped") and run["detail"]:

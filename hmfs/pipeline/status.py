@@ -134,6 +134,7 @@ def _from_lock(status: RunStatus, lock: dict, path: Path, now: float, stalled_af
     else:
         status.state = "running"
         status.detail = f"process {lock.get('pid')} on {lock.get('host')}, refreshed {age:.0f} s ago"
+        status.attempts = [*status.attempts, "running"]
 
 
 def grid_status(config: dict[str, Any], workdir: Path, now: float | None = None,

@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 # workflow asks SLURM to send ahead of a job's time limit (`sbatch --signal=URG@<seconds>`): its
 # default action is to ignore it, so the job's other processes (the job's Snakemake, the rule's
 # shell) keep running while this one saves. SIGUSR1 serves hand-written sbatch scripts, SIGTERM
-# preemption, `scontrol requeue` and `scancel` (which follow it with SIGKILL after KillWait).
-STOP_SIGNALS = (signal.SIGURG, signal.SIGUSR1, signal.SIGTERM)
+# preemption, `scontrol requeue` and `scancel` (which follow it with SIGKILL after KillWait), SIGINT
+# Ctrl-C in the terminal of a local `snakemake` or `hmfs train` (a second Ctrl-C interrupts at once).
+STOP_SIGNALS = (signal.SIGURG, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 EXIT_STOPPED = 75  # sysexits' EX_TEMPFAIL: state saved on a stop signal, run the same command again to resume
 # An attempt that gets a stop signal before finishing a single training step, or fails before saving
 # anything, makes no progress; after this many such attempts in a row, a retry (Snakemake's attempt
@@ -59,6 +60,8 @@ class StopRequest:
         self.progress_at_signal: int | None = None
 
     def __call__(self, signum: int, frame) -> None:
+        if self.signal_name is not None and signum == signal.SIGINT:  # Ctrl-C again: do not wait for the step
+            raise KeyboardInterrupt
         if self.signal_name is None:
             self.signal_name, self.progress_at_signal = signal.Signals(signum).name, self.progress
             log.warning("%s received: saving the state after the current step, then stopping", self.signal_name)

@@ -108,7 +108,7 @@ def run_attempt(config: TrainConfig, restart_finished: bool, stop: StopRequest, 
     def on_epoch(record: dict) -> None:
         curves.epoch(record)
         if lock is not None:  # the state of this epoch is saved: a kill from here on loses none of it
-            lock.update(phase="epoch done", epoch=record["epoch"] + 1, step=0, saved=this_attempt.saved)
+            lock.update(phase="epoch done", epoch=record["epoch"] + 1, step=0, steps=None, saved=this_attempt.saved)
     trainer.on_epoch = on_epoch
     try:
         while (reason := trainer.stop_reason()) is None:

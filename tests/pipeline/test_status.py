@@ -93,7 +93,7 @@ def test_status_reads_every_state_from_files(tmp_path):
     schedule = config["train"][runs[1].benchmark]
     assert (running["phase"], running["step"], running["steps"], running["slurm_job_id"]) == ("train", 12, 25, "77")
     assert (running["epochs_done"], running["best_epoch"], running["best_val_miou"], running["last_val_miou"]) == (3, 1, 31.0, 32.0)
-    assert running["episodes_per_second"] == 10.0 and running["attempts"] == ["stopped"]
+    assert running["episodes_per_second"] == 10.0 and running["attempts"] == ["stopped", "running"]
     shortest = max(schedule["min_epochs"], 1 + 1 + schedule["patience"])
     assert running["hours_left"] == ((shortest - 3) * 10 / 3600, (schedule["epochs"] - 3) * 10 / 3600)
 
@@ -112,7 +112,7 @@ def test_status_command_prints_a_table_and_json(tmp_path):
     lines = {line.split()[0]: line for line in text.splitlines() if line.split() and "/" in line.split()[0]}
     epochs = config["train"][runs[1].benchmark]["epochs"]
     assert lines[runs[1].key].split()[1:4] == ["running", f"3/{epochs}", "train"] and "12/25" in lines[runs[1].key]
-    assert "44.2 (11)" in lines[runs[0].key] and "1: 1 stopped" in lines[runs[1].key]
+    assert "44.2 (11)" in lines[runs[0].key] and "2: 1 stopped, 1 running" in lines[runs[1].key]
     assert f"{runs[3].key}: failed: TrainingDiverged" in text
     assert "trainings: " in text and "1 running" in text and "evaluations: 3 of" in text
     as_json = json.loads(subprocess.run([*run, "--json"], capture_output=True, text=True, timeout=120, check=True).stdout)

@@ -191,3 +191,16 @@ def test_progress_check_only_refuses_retries_after_a_streak():
     for streak in ([stalled, stalled], [stalled, failed], [{**stalled, "outcome": "stopped"}, failed, failed]):
         with pytest.raises(TrainingStalled, match="made no progress"):
             check_progressing(streak, 2, Path("s"))
+
+
+def test_ctrl_c_stops_at_the_next_step_and_a_second_one_at_once():
+    stop = StopRequest()
+    with stop.installed():
+        assert signal.getsignal(signal.SIGINT) is stop  # Ctrl-C in a terminal: save at the step boundary
+        stop(signal.SIGINT, None)
+        assert stop.signal_name == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            stop(signal.SIGINT, None)
+        stop(signal.SIGTERM, None)  # other signals after the first change nothing
+        assert stop.signal_name == "SIGINT"
+    assert signal.getsignal(signal.SIGINT) is not stop
