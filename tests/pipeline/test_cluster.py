@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from hmfs.pipeline import argv
-from hmfs.pipeline.cluster import (SQUEUE_MIN_JOB_AGE, JobRequest, account_note, check_submission, effective_status_command, gpu_count,
-                          parse_minutes, parse_nodes, parse_partitions, signal_lead, status_problems, unschedulable)
+from hmfs.pipeline.cluster import (SQUEUE_MIN_JOB_AGE, JobRequest, account_note, check_submission,
+                                   effective_status_command, gpu_count, parse_minutes, parse_nodes, parse_partitions,
+                                   signal_lead, status_problems, unschedulable)
 from tests.workflow.test_workflow import REPO, WORKFLOW_FILES
 
 PARTITIONS = (
