@@ -72,22 +72,27 @@ def main() -> int:
               "--img-size", str(config["train"]["img_size"])]
     work = args.out.parent / f"{args.out.stem}_runs"
     rows = {}
+
+    def evaluate_shots(checkpoint: Path, out: Path, precision: str, row: dict) -> None:
+        """Evaluate `checkpoint` at each shot in `precision`; its seconds and ms per episode go into `row`."""
+        for shot in args.shots:
+            result = out / f"eval_{shot}shot.json"
+            eval_seconds = run(["evaluate", *common, "--checkpoint", str(checkpoint), "--shot", str(shot),
+                                "--seed", str(evaluate["seed"]), "--batch-size", str(evaluate["batch_size"]),
+                                *(["--episodes", str(evaluate["episodes"][args.benchmark])]
+                                  if evaluate["episodes"][args.benchmark] else []),
+                                "--precision", precision, "--out", str(result)])
+            timings = json.loads(result.read_text())["timings"]
+            row[f"{shot}shot"] = {"eval_seconds": eval_seconds, "ms_per_episode": timings["ms_per_episode"]}
+        print(precision, json.dumps(row), flush=True)
+
     for precision in args.precisions:
         out = work / precision
         if args.trained:
             fold = "all" if args.benchmark == "fss" else "fold0"
             checkpoint = args.results / args.benchmark / "resnet18" / (args.variant or args.masking) / fold / "seed0" / "best.pt"
             rows[precision] = {"checkpoint": str(checkpoint), "trained_in": "fp32"}
-            for shot in args.shots:
-                result = out / f"eval_{shot}shot.json"
-                eval_seconds = run(["evaluate", *common, "--checkpoint", str(checkpoint), "--shot", str(shot),
-                                    "--seed", str(evaluate["seed"]), "--batch-size", str(evaluate["batch_size"]),
-                                    *(["--episodes", str(evaluate["episodes"][args.benchmark])]
-                                      if evaluate["episodes"][args.benchmark] else []),
-                                    "--precision", precision, "--out", str(result)])
-                timings = json.loads(result.read_text())["timings"]
-                rows[precision][f"{shot}shot"] = {"eval_seconds": eval_seconds, "ms_per_episode": timings["ms_per_episode"]}
-            print(precision, json.dumps(rows[precision]), flush=True)
+            evaluate_shots(checkpoint, out, precision, rows[precision])
             continue
         flags = ["--batch-size", str(schedule["batch_size"]), "--lr", str(schedule["lr"]), "--epochs",
                  str(schedule["epochs"]), "--train-episodes", str(schedule["train_episodes"]), "--val-episodes",
@@ -105,16 +110,7 @@ def main() -> int:
                            "last_val_miou": last["val_miou"]}
         if precision != "fp32" and (work / "fp32" / "last.pt").is_file():
             rows[precision]["weights_vs_fp32"] = relative_difference(out / "last.pt", work / "fp32" / "last.pt")
-        for shot in args.shots:
-            result = out / f"eval_{shot}shot.json"
-            eval_seconds = run(["evaluate", *common, "--checkpoint", str(out / "best.pt"), "--shot", str(shot),
-                                "--seed", str(evaluate["seed"]), "--batch-size", str(evaluate["batch_size"]),
-                                *(["--episodes", str(evaluate["episodes"][args.benchmark])]
-                                  if evaluate["episodes"][args.benchmark] else []),
-                                "--precision", precision, "--out", str(result)])
-            timings = json.loads(result.read_text())["timings"]
-            rows[precision][f"{shot}shot"] = {"eval_seconds": eval_seconds, "ms_per_episode": timings["ms_per_episode"]}
-        print(precision, json.dumps(rows[precision]), flush=True)
+        evaluate_shots(out / "best.pt", out, precision, rows[precision])
     for precision in args.precisions:
         for shot in args.shots:
             records = load_episodes(work / precision / f"eval_{shot}shot.json")
