@@ -166,7 +166,9 @@ def test_a_second_trainer_is_refused_while_the_first_lives_and_takes_over_when_i
     train(config)
     attempts = read_attempts(state_dir / "attempts.jsonl")
     assert [(a["outcome"], a["from"], a["to"]) for a in attempts] == [("killed", [0, 0], [0, 4]), ("finished", [0, 0], [1, 0])]
-    assert "==== attempt 2 of" in (state_dir / "train.log").read_text()
+    train_log = (state_dir / "train.log").read_text()
+    assert "==== attempt 2 of" in train_log
+    assert "24 training / 10 validation episodes" in train_log  # the episodes it trains on (train_episodes), not the split's
     assert not (state_dir / LOCK_NAME).exists()  # released at the end
 
 
