@@ -1,1 +1,1 @@
-"""Training bookkeeping below the train command: attempts, stop signals, the no-progress guard."""
+"""Training below the train command: one attempt at a run, its loop, lock, curves, attempts and stopping rule."""
