@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,6 +56,21 @@ def load_torch_file(path: Path, what: str, fix: str) -> Any:
         raise UnreadableFile(f"{what} {path} cannot be read ({size:,} bytes; {_reason(error)}): {fix}") from None
 
 
+def read_json_lines(path: Path) -> list[dict]:
+    """The complete JSON lines of a file others append to: a line half-written by a killed process is skipped."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
 def _free_bytes(folder: Path) -> int | None:
     try:
         return shutil.disk_usage(folder).free
@@ -91,18 +106,18 @@ def torch_size(obj: Any) -> int:
     return buffer.tell()
 
 
-def remove_stale_temporaries(folder: Path, older_than: float = 0.0) -> int:
+def remove_stale_temporaries(folder: Path) -> int:
     """Delete the temporary files that killed atomic writes left in `folder`; returns the bytes freed.
 
     Only for a folder whose one writer is the caller (a run's state or output folder under its lock).
     """
-    freed, count, now = 0, 0, time.time()
+    freed, count = 0, 0
     for tmp in Path(folder).glob(TEMPORARY_PATTERN):
         try:
-            stat = tmp.stat()
-            if tmp.is_file() and now - stat.st_mtime >= older_than:
+            if tmp.is_file():
+                size = tmp.stat().st_size
                 tmp.unlink()
-                freed, count = freed + stat.st_size, count + 1
+                freed, count = freed + size, count + 1
         except OSError:
             continue
     if count:

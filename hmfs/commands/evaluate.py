@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from hmfs.data import PASCAL_CLASSES, build_dataset
@@ -79,19 +78,19 @@ def evaluate(
         if isinstance(state.get(key), str) and state[key] != wanted:
             raise ValueError(f"{checkpoint} was trained with {key} {state[key]!r}, not {wanted!r}: pass --{key} {state[key]}")
     carries_backbone = check_checkpoint_backbone(state, backbone, checkpoint)
-    if "backbone_weights_sha256" in state and not backbone_from_checkpoint:  # trained here: the same frozen backbone
-        given = sha256_file(backbone_weights) if backbone_weights else None
-        if given != state["backbone_weights_sha256"]:
-            def describe(sha: str | None) -> str:
-                return "a random backbone" if sha is None else f"backbone weights with sha256 {sha[:12]}…"
-            raise ValueError(f"{checkpoint} was trained on {describe(state['backbone_weights_sha256'])}, but this "
-                             f"evaluation has {describe(given)}"
-                             f"{f' ({backbone_weights})' if backbone_weights else ''}: pass the weights it was trained with")
     if backbone_from_checkpoint:
         if not carries_backbone:
             raise ValueError(f"{checkpoint} carries no backbone.* weights: pass --backbone-weights instead of "
                              "--backbone-from-checkpoint")
         backbone_weights = None
+    backbone_sha = sha256_file(backbone_weights) if backbone_weights else None
+    if "backbone_weights_sha256" in state and not backbone_from_checkpoint:  # trained here: the same frozen backbone
+        if backbone_sha != state["backbone_weights_sha256"]:
+            def describe(sha: str | None) -> str:
+                return "a random backbone" if sha is None else f"backbone weights with sha256 {sha[:12]}…"
+            raise ValueError(f"{checkpoint} was trained on {describe(state['backbone_weights_sha256'])}, but this "
+                             f"evaluation has {describe(backbone_sha)}"
+                             f"{f' ({backbone_weights})' if backbone_weights else ''}: pass the weights it was trained with")
     model = HSNet(backbone, masking, backbone_state_dict(state) if backbone_from_checkpoint else backbone_weights,
                   random_backbone=random_backbone, use_original_imgsize=use_original_imgsize)
     load_hsnet_checkpoint(model, state)
@@ -112,7 +111,7 @@ def evaluate(
         "checkpoint_origin": checkpoint_origin,
         **{f"checkpoint_{key}": value for key, value in checkpoint_metadata(state).items()},
         "backbone_weights": "checkpoint" if backbone_from_checkpoint else str(backbone_weights) if backbone_weights else None,
-        "backbone_weights_sha256": sha256_file(backbone_weights) if backbone_weights else None,
+        "backbone_weights_sha256": backbone_sha,
         "random_backbone": random_backbone,
         "timings": run["timings"],
         "environment": environment(),

@@ -8,8 +8,6 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
-
 from hmfs.pipeline.config_check import load_config
 from hmfs.pipeline.plan import (
     DEFAULT_DEVICE_CLASS, DEVICE_CLASSES, bench_throughput, device_class_throughput, plan,

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hmfs.files import process_alive
+from hmfs.files import process_alive, read_json_lines
 from hmfs.pipeline.grid import Run, evaluations, training_runs
 from hmfs.pipeline.paths import TRAINING_FILES, evaluation_path, run_dir, state_dir, table_paths
 from hmfs.training.run_lock import LOCK_NAME, STALE_AFTER_SECONDS, read_lock
@@ -45,21 +45,6 @@ class RunStatus:
     hours_left: tuple[float, float] | None = None  # (no better epoch from now on, to the cap)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    """The complete JSON lines of a file being appended to (a half-written last line is skipped)."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
-    records = []
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-
-
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -73,8 +58,8 @@ def run_status(config: dict[str, Any], run: Run, workdir: Path, now: float, stal
     schedule = config["train"][run.benchmark]
     state = Path(state_dir(str(out), run))
     status = RunStatus(run=run.key, state="waiting", epochs=schedule["epochs"])
-    history = _read_jsonl(state / "history.jsonl")
-    attempts = _read_jsonl(state / "attempts.jsonl")
+    history = read_json_lines(state / "history.jsonl")
+    attempts = read_json_lines(state / "attempts.jsonl")
     status.attempts = [a.get("outcome", "?") for a in attempts]
     if history:
         last = history[-1]

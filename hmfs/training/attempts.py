@@ -12,6 +12,7 @@ import signal
 import threading
 from pathlib import Path
 
+from hmfs.files import read_json_lines
 from hmfs.training.distributed import Ranks, agreed_signal
 
 log = logging.getLogger(__name__)
@@ -112,35 +113,36 @@ class AttemptRecord:
 
     def write(self, outcome: str, signal_name: str | None, **extra) -> None:
         """Append the record: outcome finished | stopped | no_progress | failed (| killed: see record_killed)."""
-        if not self.writes:
-            return
-        try:
-            with open(self.path, "a") as handle:
-                handle.write(json.dumps({"outcome": outcome, "signal": signal_name, "from": self.start,
-                                         "to": self.saved or self.start, "started": self.started, "ended": _now(),
-                                         **extra, **self.where}) + "\n")
-        except OSError as error:  # e.g. the disk that failed the save: the attempt's own error matters more
-            log.warning("could not append this attempt's record to %s: %s", self.path, error)
+        if self.writes:
+            _append(self.path, {"outcome": outcome, "signal": signal_name, "from": self.start,
+                                "to": self.saved or self.start, "started": self.started, "ended": _now(),
+                                **extra, **self.where})
+
+
+def _append(path: Path, record: dict) -> None:
+    """One line of attempts.jsonl; a failure to write it (the disk that failed the save) is only a warning."""
+    try:
+        with open(path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+    except OSError as error:  # the attempt's own error matters more
+        log.warning("could not append an attempt's record to %s: %s", path, error)
 
 
 def record_killed(path: Path, holder: dict) -> None:
     """Append the record of an attempt that was killed (its lock's last words): SIGKILL, a lost node, a crash."""
     where = {k: holder.get(k) for k in ("snakemake_attempt", "host", "pid", "slurm_job_id", "slurm_restart_count",
                                         "cuda_visible_devices", "ranks") if holder.get(k) is not None}
-    with open(path, "a") as handle:
-        handle.write(json.dumps({"outcome": "killed", "signal": None, "from": holder.get("start"),
-                                 "to": holder.get("saved") or holder.get("start"), "started": holder.get("since"),
-                                 "ended": holder.get("refreshed"), **where}) + "\n")
+    _append(path, {"outcome": "killed", "signal": None, "from": holder.get("start"),
+                   "to": holder.get("saved") or holder.get("start"), "started": holder.get("since"),
+                   "ended": holder.get("refreshed"), **where})
     log.warning("the previous attempt (process %s on %s, since %s) was killed without saving its end; it had saved "
                 "up to epoch/step %s", holder.get("pid"), holder.get("host"), holder.get("since"),
                 holder.get("saved") or holder.get("start"))
 
 
 def read_attempts(path: Path) -> list[dict]:
-    """The attempt records of a run (one JSON line per attempt, see AttemptRecord)."""
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The attempt records of a run (one JSON line per attempt, see AttemptRecord; a line a killed append cut short is skipped)."""
+    return read_json_lines(path)
 
 
 def made_progress(attempt: dict) -> bool:

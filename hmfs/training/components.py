@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader
 from hmfs.engine import episode_logits
 from hmfs.model import HSNet
 from hmfs.model.feature_cache import FeatureCache
-from hmfs.runtime import sha256_file
 from hmfs.training.attempts import TrainingDiverged
 from hmfs.training.config import TrainConfig
 from hmfs.training.distributed import Ranks
@@ -73,10 +72,9 @@ def build_model(config: TrainConfig, device: torch.device) -> HSNet:
 
 
 def checkpoint(config: TrainConfig, learner: dict[str, torch.Tensor], epoch: int | None, val_miou: float | None,
-               commit: str | None) -> dict:
-    """best.pt / last.pt: the learner's weights and what made them, with the frozen backbone's identity (the
-    sha256 of its weights file; None for a random backbone), which `evaluate` checks."""
-    backbone_sha = sha256_file(config.backbone_weights) if config.backbone_weights else None
+               commit: str | None, backbone_sha: str | None) -> dict:
+    """best.pt / last.pt: the learner's weights and what made them, with the frozen backbone's identity
+    (`backbone_sha`: the sha256 of its weights file; None for a random backbone), which `evaluate` checks."""
     return {"format": CHECKPOINT_FORMAT, "learner": learner, "backbone": config.backbone, "masking": config.masking,
             "epoch": epoch, "val_miou": val_miou, "config": dataclasses.asdict(config), "git_commit": commit,
             "backbone_weights_sha256": backbone_sha}

@@ -13,10 +13,6 @@ log = logging.getLogger(__name__)
 TENSORBOARD_DIR = "tensorboard"  # in the run's output folder: `tensorboard --logdir <output_dir>` shows every run
 
 
-def episodes_per_epoch(config: TrainConfig, split_size: int) -> int:
-    return min(split_size, config.train_episodes or split_size)
-
-
 class Curves:
     """Writes one point per epoch and curve (step = epochs done); a no-op when TensorBoard is off or on ranks > 0.
 

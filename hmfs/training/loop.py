@@ -15,20 +15,18 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from hmfs.data import build_dataset
-from hmfs.files import load_torch_file
 from hmfs.engine import NonFiniteStep, gradient_scaler, learner_optimizer, run_epoch
+from hmfs.files import load_torch_file
 from hmfs.metrics import IoUAccumulator
 from hmfs.model import load_hsnet_checkpoint
 from hmfs.model.feature_cache import FeatureCache
 from hmfs.runtime import (atomic_torch_save, atomic_write_json, atomic_write_text, environment, git_commit, resolve_device,
-                          seed_everything)
-from hmfs.training.attempts import (AttemptRecord, StopRequest, TrainingDiverged, TrainingStalled, TrainingStopped,
-                                   attempt_log, check_progressing, read_attempts)
+                          seed_everything, sha256_file)
+from hmfs.training.attempts import AttemptRecord, StopRequest, TrainingDiverged, TrainingStalled, TrainingStopped
 from hmfs.training.components import (build_model, checkpoint, epoch_order, json_line, learner_weights,
                                      make_loader, train_forward)
 from hmfs.training.config import TrainConfig, check_resumable
-from hmfs.training.distributed import (Ranks, process_group, rank_device, ranks_from_environment, reduce_accumulator,
-                                       shard, split_batches, summed_state)
+from hmfs.training.distributed import Ranks, reduce_accumulator, shard, split_batches, summed_state
 from hmfs.training.stopping import stop_reason
 
 log = logging.getLogger(__name__)
@@ -53,6 +51,9 @@ class Trainer:
         self.optimizer = learner_optimizer(self.model, config.lr)
         self.scaler = gradient_scaler(self.device, config.precision)
         self.commit = git_commit()  # once per run: states may be saved every step
+        self.backbone_sha = sha256_file(config.backbone_weights) if config.backbone_weights else None
+        # Training episodes per epoch: the split, or the first `train_episodes` of its shuffled order.
+        self.episodes_per_epoch = min(len(self.train_set), config.train_episodes or len(self.train_set))
         self.start_step, self.history, self.partial = 0, [], None
         self.best = {"epoch": None, "val_miou": float("-inf"), "learner": None}
         # Validation images are never augmented; training ones only without --augment.
@@ -103,7 +104,7 @@ class Trainer:
             log.info("training %s from scratch: at most %d epochs%s, %d training / %d validation episodes",
                      Path(config.out_dir), config.epochs,
                      f" (patience {config.patience} after {config.min_epochs})" if config.patience else "",
-                     min(len(self.train_set), config.train_episodes or len(self.train_set)), len(self.val_set))
+                     self.episodes_per_epoch, len(self.val_set))
         self.this_attempt.start = [len(self.history), self.start_step]
         if self.ranks.main:
             atomic_write_text(self.progress_path, "".join(json_line(h) for h in self.history))
@@ -242,15 +243,17 @@ class Trainer:
             "best_epoch": best["epoch"], "best_val_miou": best["val_miou"],
             "last_epoch": last_epoch, "last_val_miou": last_miou,
             "epochs": len(history), "stopped": stopped, "seconds": sum(h["seconds"] for h in history),
-            "train_episodes_per_epoch": min(len(self.train_set), config.train_episodes or len(self.train_set)),
+            "train_episodes_per_epoch": self.episodes_per_epoch,
             "ranks": self.ranks.world, "environment": environment(), "config": dataclasses.asdict(config),
         }
         if self.ranks.main:
             atomic_torch_save(out_dir / "last.pt",
-                              checkpoint(config, learner_weights(self.model), last_epoch, last_miou, self.commit))
+                              checkpoint(config, learner_weights(self.model), last_epoch, last_miou, self.commit,
+                                         self.backbone_sha))
             best_learner = best["learner"] if best["learner"] is not None else learner_weights(self.model)
             atomic_torch_save(out_dir / "best.pt",
-                              checkpoint(config, best_learner, best["epoch"], best["val_miou"], self.commit))
+                              checkpoint(config, best_learner, best["epoch"], best["val_miou"], self.commit,
+                                         self.backbone_sha))
             atomic_write_text(out_dir / "history.jsonl", "".join(json_line(h) for h in history))
             atomic_write_json(out_dir / "config.json", dataclasses.asdict(config))
             atomic_write_json(out_dir / "train_summary.json", summary)

@@ -12,7 +12,7 @@ from hmfs.runtime import resolve_device
 from hmfs.training.attempts import (EXIT_STOPPED, AttemptRecord, StopRequest, TrainingDiverged, TrainingStalled,
                                    TrainingStopped, attempt_log, check_progressing, read_attempts, record_killed)
 from hmfs.training.config import TrainConfig
-from hmfs.training.curves import Curves, episodes_per_epoch
+from hmfs.training.curves import Curves
 from hmfs.training.distributed import Ranks, process_group, rank_device, ranks_from_environment
 from hmfs.training.loop import Trainer
 from hmfs.training.run_lock import RunLock, held
@@ -92,10 +92,10 @@ def run_attempt(config: TrainConfig, restart_finished: bool, stop: StopRequest, 
     trainer = Trainer(config, stop, this_attempt, ranks, device)
     trainer.resume(restart_finished)
     curves = Curves.open(config, ranks, attempt=len(attempts) + 1, start=this_attempt.start,
-                         train_episodes=episodes_per_epoch(config, len(trainer.train_set)))
+                         train_episodes=trainer.episodes_per_epoch)
     if lock is not None:
         lock.update(start=this_attempt.start, saved=this_attempt.saved, epochs=config.epochs,
-                    train_episodes=episodes_per_epoch(config, len(trainer.train_set)))
+                    train_episodes=trainer.episodes_per_epoch)
 
         def on_step(phase: str, epoch: int, step: int, steps: int) -> None:
             progress = dict(phase=phase, epoch=epoch, step=step, steps=steps, saved=this_attempt.saved)

@@ -23,7 +23,7 @@ from hmfs.training.attempts import read_attempts
 from hmfs.training.components import make_loader
 from hmfs.training.distributed import (Ranks, process_group, ranks_from_environment, reduce_accumulator, shard,
                                        split_batches)
-from tests.commands.test_train_evaluate import hmfs_cli, pascal, read_history  # noqa: F401  (pascal is a fixture)
+from tests.commands.test_train_evaluate import pascal, read_history  # noqa: F401  (pascal is a fixture)
 from tests.training.test_train_signals import assert_same_training, cli_args, config_for
 
 # Weights after data-parallel steps differ from one process's only in the order floats are added (the

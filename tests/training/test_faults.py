@@ -183,3 +183,10 @@ def test_a_lock_on_another_host_counts_as_gone_once_it_is_not_refreshed(tmp_path
     assert taken.previous["host"] == "node-elsewhere" and read_lock(lock)["pid"] == os.getpid()
     taken.release()
     assert not lock.exists()
+
+
+def test_an_attempt_record_cut_short_by_a_kill_is_skipped(tmp_path):
+    path = tmp_path / "attempts.jsonl"
+    path.write_text('{"outcome": "stopped", "signal": "SIGURG", "from": [0, 0], "to": [1, 0]}\n{"outcome": "fin')
+    assert [a["outcome"] for a in read_attempts(path)] == ["stopped"]  # the next attempt starts instead of crashing
+    assert read_attempts(tmp_path / "none.jsonl") == []

@@ -4,7 +4,6 @@ progress fail, and Snakemake's next retry refuses."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
