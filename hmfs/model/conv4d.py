@@ -46,10 +46,21 @@ class CenterPivotConv4d(nn.Module):
 
     @staticmethod
     def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-        """`conv(x)` (N, C, H, W) -> (N, C_out, H', W') contiguous; channels-last inside on the CPU (see the class)."""
+        """`conv(x)` (N, C, H, W) -> (N, C_out, H', W') contiguous; channels-last inside on the CPU (see the class).
+
+        Under autocast on the CPU a strided conv runs in fp32 and returns autocast's dtype: torch 2.14's
+        bf16 weight gradient of a strided conv whose kernel overhangs a small input (1x1 input, 3x3
+        kernel, stride 2; 3x3 input, 5x5 kernel, stride 4) comes out as values near 1e35 on CPUs with
+        AVX512-BF16, so bf16 training diverged at its first steps (docs/speed.md, "Precision").
+        """
         if x.device.type != "cpu":
             return conv(x)
         layout = torch.channels_last
+        if conv.stride != (1, 1) and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                out = F.conv2d(x.float().contiguous(memory_format=layout), conv.weight.contiguous(memory_format=layout),
+                               conv.bias, conv.stride, conv.padding)
+            return out.to(torch.get_autocast_dtype("cpu")).contiguous()
         out = F.conv2d(x.contiguous(memory_format=layout), conv.weight.contiguous(memory_format=layout), conv.bias,
                        conv.stride, conv.padding)
         return out.contiguous()
