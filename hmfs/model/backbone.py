@@ -154,11 +154,8 @@ def build_backbone(
     backbone.fc = nn.Identity()
     if weights is not None:
         if isinstance(weights, (str, Path)):
-            path = Path(weights)
-            if not path.is_file():
-                raise FileNotFoundError(f"backbone weights file not found: {path}")
-            state = load_torch_file(path, "backbone weights file", "fetch it again (python -m hmfs fetch), "
-                                                                   "or pass another file")
+            state = load_torch_file(Path(weights), "backbone weights file",
+                                    "fetch it again (python -m hmfs fetch), or pass another file")
             for key in ("state_dict", "model"):
                 if isinstance(state, dict) and key in state and isinstance(state[key], dict):
                     state = state[key]

@@ -85,11 +85,8 @@ def read_checkpoint(path: str | Path) -> Mapping:
     the released HSNet / HM files may use); a file that is not a torch checkpoint, or that needs
     code to unpickle, is a ValueError naming it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    state = load_torch_file(path, "checkpoint", "train its run again (make fold RUN=...) or download the released "
-                                                "file again (python -m hmfs fetch)")
+    state = load_torch_file(Path(path), "checkpoint", "train its run again (make fold RUN=...) or download the "
+                                                      "released file again (python -m hmfs fetch)")
     if not isinstance(state, Mapping):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
     return state

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hmfs.files import process_alive, read_json_lines
+from hmfs.files import read_json_lines
 from hmfs.pipeline.grid import Run, evaluations, training_runs
 from hmfs.pipeline.paths import TRAINING_FILES, evaluation_path, run_dir, state_dir, table_paths
-from hmfs.training.run_lock import LOCK_NAME, STALE_AFTER_SECONDS, read_lock
+from hmfs.training.run_lock import LOCK_NAME, STALE_AFTER_SECONDS, holder_process_gone, read_lock
 from hmfs.training.stopping import stop_without_better
 
 # waiting: not started; running: its trainer refreshed its lock lately; stopped: saved on a stop signal (a time
@@ -110,7 +109,7 @@ def _from_lock(status: RunStatus, lock: dict, path: Path, now: float, stalled_af
         age = now - path.stat().st_mtime
     except OSError:
         age = 0.0
-    if lock.get("host") == platform.node() and lock.get("pid") and not process_alive(int(lock["pid"]), lock.get("pid_start")):
+    if holder_process_gone(lock):
         status.state = "stalled"
         status.detail = f"process {lock['pid']} is gone (killed?); the next attempt resumes from the last saved state"
     elif age > stalled_after:

@@ -9,8 +9,8 @@ import torch
 
 from hmfs.files import remove_stale_temporaries
 from hmfs.runtime import resolve_device
-from hmfs.training.attempts import (EXIT_STOPPED, AttemptRecord, StopRequest, TrainingDiverged, TrainingStalled,
-                                   TrainingStopped, attempt_log, check_progressing, read_attempts, record_killed)
+from hmfs.training.attempts import (EXIT_STOPPED, AttemptRecord, StopRequest, TrainingStalled, TrainingStopped,
+                                    attempt_log, check_progressing, read_attempts, record_killed)
 from hmfs.training.config import TrainConfig
 from hmfs.training.curves import Curves
 from hmfs.training.distributed import Ranks, process_group, rank_device, ranks_from_environment
@@ -72,11 +72,7 @@ def train(config: TrainConfig, restart_finished: bool = False, attempt: int = 1)
         except TrainingStalled as stalled:  # recorded (or refused unrecorded) where it is raised
             log.error("%s", stalled)
             raise
-        except TrainingDiverged as diverged:
-            log.error("%s", diverged)
-            this_attempt.write("failed", stop.signal_name, error=f"TrainingDiverged: {diverged}")
-            raise
-        except Exception as error:
+        except Exception as error:  # TrainingDiverged, an unreadable file, a full disk, a bug
             log.error("attempt failed: %s: %s", type(error).__name__, error)
             this_attempt.write("failed", stop.signal_name, error=f"{type(error).__name__}: {error}")
             raise

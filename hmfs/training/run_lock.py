@@ -56,13 +56,19 @@ def _slurm_job_gone(job_id: str) -> bool | None:
     return out.stdout.strip() not in ("RUNNING", "COMPLETING", "SUSPENDED", "STOPPED")
 
 
+def holder_process_gone(holder: dict) -> bool:
+    """Whether the holder ran on this host and its process is gone (or its PID now belongs to another process)."""
+    return (holder.get("host") == platform.node() and bool(holder.get("pid"))
+            and not process_alive(int(holder["pid"]), holder.get("pid_start")))
+
+
 def holder_gone(holder: dict, lock_age: float) -> tuple[bool, str]:
     """Whether a lock's holder is gone, and how that was told (the same host's process table, SLURM, or silence)."""
     if not holder:
         return lock_age > 60, "an unreadable lock file"
     if holder.get("host") == platform.node():
-        alive = process_alive(int(holder["pid"]), holder.get("pid_start"))
-        return not alive, f"process {holder['pid']} on this host is {'alive' if alive else 'gone'}"
+        gone = holder_process_gone(holder)
+        return gone, f"process {holder.get('pid')} on this host is {'gone' if gone else 'alive'}"
     job, mine = holder.get("slurm_job_id"), os.environ.get("SLURM_JOB_ID")
     if job and job == mine:
         return True, f"it was this SLURM job ({job}) before it was requeued"
